@@ -1,0 +1,52 @@
+# streamsense — every developer and CI task goes through these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+PACKAGES := streams models retrain deploy
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration lint format bench broker-start broker-stop clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies (idempotent)
+
+run: $(STAMP) ## Broker, models (trained if missing), worker and a replay of real data; Ctrl-C stops all
+	$(BIN)/streamsense run
+
+test: $(STAMP) ## Unit and integration tests against a real Kafka broker
+	$(BIN)/python -m pytest tests
+
+test-unit: $(STAMP) ## Unit tests only (no I/O)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
+	$(BIN)/python -m pytest tests/integration
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict
+	$(BIN)/ruff check $(PACKAGES) tests
+	$(BIN)/ruff format --check $(PACKAGES) tests
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix $(PACKAGES) tests
+	$(BIN)/ruff format $(PACKAGES) tests
+
+broker-start: $(STAMP) ## Start the local Kafka broker
+	$(BIN)/streamsense broker start
+
+broker-stop: $(STAMP) ## Stop the local Kafka broker
+	$(BIN)/streamsense broker stop
+
+clean: ## Remove the virtual environment and local state (not the broker jar cache)
+	rm -rf $(VENV) .streamsense .pytest_cache .mypy_cache .ruff_cache

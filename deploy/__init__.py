@@ -1,0 +1,1 @@
+"""streamsense deployment: local Kafka broker launcher, Prometheus and Grafana files."""

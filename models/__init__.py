@@ -1,0 +1,1 @@
+"""streamsense models: inference runtime, registry, training, ONNX export."""

@@ -1,0 +1,249 @@
+"""Train → evaluate → export → agreement check → register (→ promote), and ``ensure_models``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from models.data import TASKS, LabeledData, stratified_sample, task_split
+from models.exceptions import RegistryError
+from models.export import (
+    LOGIT_TOLERANCE,
+    MIN_INT8_AGREEMENT,
+    check_agreement,
+    export_onnx,
+    onnx_logits,
+    quantize_int8,
+)
+from models.metrics import classification_report
+from models.network import MeanPoolClassifier, base_model_dir
+from models.registry import Registry
+from models.runtime import FP32_FILE, INT8_FILE
+from models.tokenizer import TOKENIZER_FILES, TextEncoder
+from models.training import TrainConfig, fine_tune, plot_curves, predict_logits
+
+logger = logging.getLogger(__name__)
+
+BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Full-training defaults, measured on 2 CPU cores (see the README for the numbers).
+DEFAULT_CONFIGS: dict[str, TrainConfig] = {
+    "sentiment": TrainConfig(epochs=4, max_length=96, batch_size=32, lr=6e-5, head_lr=2e-3),
+    "intent": TrainConfig(epochs=6, max_length=48, batch_size=32, lr=1e-4, head_lr=3e-3),
+}
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a training run registered and measured."""
+
+    task: str
+    version: str
+    promoted: bool
+    metrics: dict[str, Any]
+    agreement: dict[str, Any]
+    wall_seconds: float
+
+
+def default_config(task: str, **overrides: Any) -> TrainConfig:
+    """The task's full-training config with the given fields replaced (None = keep)."""
+    base = DEFAULT_CONFIGS.get(task, TrainConfig())
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def train_and_register(
+    task: str,
+    registry_root: Path,
+    data_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    data_file: Path | None = None,
+    init_from: str | None = None,
+    promote: bool | None = None,
+    show_progress: bool = True,
+    logit_tolerance: float = LOGIT_TOLERANCE,
+    min_int8_agreement: float = MIN_INT8_AGREEMENT,
+) -> TrainOutcome:
+    """Fine-tune a task's classifier and register it as a new version.
+
+    ``init_from`` names a registry version to start from (its checkpoint and labels) —
+    the version becomes the parent — instead of the pretrained encoder. ``promote``:
+    True promotes, False never, None promotes only when the task has no production
+    version yet. Raises :class:`AgreementError` (and registers nothing) when the exported
+    models disagree with the torch model.
+    """
+    started = time.monotonic()
+    config = config or default_config(task)
+    registry = Registry(registry_root)
+    train_all, heldout = task_split(task, data_dir, data_file)
+    train = train_all
+    if config.limit is not None:
+        train = stratified_sample(train_all, config.limit, seed=config.seed)
+    logger.info(
+        "training %s on %s rows (held out %s) from %s", task, len(train), len(heldout), train.source
+    )
+    if init_from is not None:
+        parent_dir = registry.version_dir(task, init_from)
+        registry.verify(task, init_from)
+        model = MeanPoolClassifier.from_checkpoint(parent_dir, dropout=config.dropout)
+        if model.labels != train.label_names:
+            raise RegistryError(f"{task}/{init_from} has labels that differ from the data's")
+        tokenizer_source = parent_dir
+    else:
+        tokenizer_source = base_model_dir()
+        model = MeanPoolClassifier.from_pretrained_encoder(
+            tokenizer_source, train.label_names, dropout=config.dropout
+        )
+    encoder = TextEncoder(tokenizer_source / "tokenizer.json", config.max_length)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log_dir = registry.task_dir(task) / "runs" / run_id
+    history = fine_tune(
+        model, encoder, train, heldout, config, log_dir=log_dir, show_progress=show_progress
+    )
+    torch_logits = predict_logits(model, encoder, heldout.texts, config.eval_batch_size)
+    report = classification_report(
+        heldout.label_ids(), torch_logits.argmax(axis=1), heldout.label_names
+    )
+    with registry.staging(task) as staging:
+        _write_artifacts(staging, model, encoder, tokenizer_source, config, report)
+        plot_curves(history, staging / "curves.png", f"{task} ({len(train)} training rows)")
+        export_onnx(model, encoder, staging / FP32_FILE)
+        quantize_int8(staging / FP32_FILE, staging / INT8_FILE)
+        agreement = check_agreement(
+            torch_logits,
+            onnx_logits(staging / FP32_FILE, encoder, heldout.texts),
+            onnx_logits(staging / INT8_FILE, encoder, heldout.texts),
+            logit_tolerance=logit_tolerance,
+            min_int8_agreement=min_int8_agreement,
+        )
+        int8_report = classification_report(
+            heldout.label_ids(),
+            onnx_logits(staging / INT8_FILE, encoder, heldout.texts).argmax(axis=1),
+            heldout.label_names,
+        )
+        metrics = _metric_summary(report, int8_report)
+        version = registry.commit(
+            task,
+            staging,
+            {
+                "parent": init_from,
+                "base_model": BASE_MODEL,
+                "labels": train.label_names,
+                "max_length": config.max_length,
+                "architecture": "MiniLM-L6 encoder, masked mean pooling, linear head",
+                "training": {
+                    "config": config.as_dict(),
+                    "train_data": _data_summary(train, train_all),
+                    "heldout_data": heldout.summary(),
+                    "split": {"heldout_fraction": 0.2, "seed": 13, "stratified": True},
+                    "history": [asdict(r) for r in history],
+                    "tensorboard_run": str(Path("runs") / run_id),
+                    "wall_seconds": round(time.monotonic() - started, 1),
+                },
+                "metrics": metrics,
+                "agreement": agreement.as_dict(),
+                "serving": {"cpu": INT8_FILE, "cuda": FP32_FILE},
+                "libraries": library_versions(),
+            },
+        )
+    should_promote = promote if promote is not None else registry.production(task) is None
+    if should_promote:
+        registry.promote(
+            task, version, reason="first trained version" if promote is None else "train --promote"
+        )
+    return TrainOutcome(
+        task=task,
+        version=version,
+        promoted=should_promote,
+        metrics=metrics,
+        agreement=agreement.as_dict(),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _data_summary(train: LabeledData, full: LabeledData) -> dict[str, Any]:
+    summary = train.summary()
+    summary["rows_available"] = len(full)
+    return summary
+
+
+def _metric_summary(report: dict[str, Any], int8_report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "heldout": report,
+        "heldout_int8": {
+            "accuracy": int8_report["accuracy"],
+            "macro_f1": int8_report["macro_f1"],
+        },
+    }
+
+
+def _write_artifacts(
+    staging: Path,
+    model: MeanPoolClassifier,
+    encoder: TextEncoder,
+    tokenizer_source: Path,
+    config: TrainConfig,
+    report: dict[str, Any],
+) -> None:
+    model.save(staging, {"max_length": config.max_length})
+    for name in TOKENIZER_FILES:
+        if name != "tokenizer.json" and (tokenizer_source / name).is_file():
+            shutil.copyfile(tokenizer_source / name, staging / name)
+    encoder.save(staging / "tokenizer.json")
+    (staging / "labels.json").write_text(json.dumps(model.labels, indent=2), encoding="utf-8")
+    (staging / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def ensure_models(
+    registry_root: Path,
+    data_dir: Path,
+    tasks: Iterable[str] = TASKS,
+    *,
+    configs: dict[str, TrainConfig] | None = None,
+    show_progress: bool = True,
+) -> dict[str, str]:
+    """Train and promote every task that has no production version; return task → version.
+
+    Tasks that already have one are left alone (and their production version verified).
+    """
+    registry = Registry(registry_root)
+    result: dict[str, str] = {}
+    for task in tasks:
+        current = registry.production(task)
+        if current is not None:
+            registry.verify(task, current)
+            result[task] = current
+            continue
+        logger.info("task %s has no production model: training one", task)
+        config = (configs or {}).get(task) or default_config(task)
+        outcome = train_and_register(
+            task, registry_root, data_dir, config, promote=True, show_progress=show_progress
+        )
+        result[task] = outcome.version
+    return result

@@ -1,0 +1,145 @@
+"""Inference: a verified registry version as tokenizer + ONNX Runtime session.
+
+``Classifier.predict`` is safe to call from worker threads (e.g. ``loop.run_in_executor``)
+while an asyncio loop runs: the ONNX Runtime session's ``run`` is thread-safe and the
+tokenizer is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.exceptions import ModelsError
+from models.tokenizer import TextEncoder
+
+logger = logging.getLogger(__name__)
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+PRECISIONS = ("auto", "fp32", "int8")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The label of one text and the probability of every label."""
+
+    label: str
+    probs: dict[str, float]
+
+    @property
+    def confidence(self) -> float:
+        return self.probs[self.label]
+
+
+def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Row-wise softmax in float64."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    result: npt.NDArray[np.float64] = exp / exp.sum(axis=1, keepdims=True)
+    return result
+
+
+class Classifier:
+    """A loaded model version. Build it with :meth:`models.registry.Registry.load`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: dict[str, Any],
+        *,
+        threads: int = 0,
+        precision: str = "auto",
+        max_batch: int = 64,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ModelsError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.task: str = manifest["task"]
+        self.version: str = manifest["version"]
+        self.labels: list[str] = json.loads((directory / "labels.json").read_text("utf-8"))
+        self.max_length = int(manifest["max_length"])
+        self.max_batch = max_batch
+        self._encoder = TextEncoder(directory / "tokenizer.json", self.max_length)
+        self._session, self.provider, self.model_file = _open_session(directory, precision, threads)
+        outputs = self._session.get_outputs()
+        if int(outputs[0].shape[-1]) != len(self.labels):
+            raise ModelsError(
+                f"{directory / self.model_file}: {outputs[0].shape[-1]} outputs for "
+                f"{len(self.labels)} labels in labels.json"
+            )
+        logger.info(
+            "loaded %s/%s from %s on %s (threads %s)",
+            self.task,
+            self.version,
+            self.model_file,
+            self.provider,
+            threads or "auto",
+        )
+
+    def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Raw logits (batch, labels); inputs padded to the longest text of each chunk."""
+        chunks = []
+        for start in range(0, len(texts), self.max_batch):
+            ids, mask = self._encoder.encode(texts[start : start + self.max_batch])
+            out = self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            chunks.append(np.asarray(out, dtype=np.float32))
+        if not chunks:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate(chunks, axis=0)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label and per-label probabilities of every text, in order."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ModelsError(f"text {i} is a {type(text).__name__}, not a string")
+        probs = softmax(self.logits(texts))
+        best = probs.argmax(axis=1)
+        return [
+            Prediction(
+                label=self.labels[int(best[row])],
+                probs={name: float(p) for name, p in zip(self.labels, probs[row], strict=True)},
+            )
+            for row in range(probs.shape[0])
+        ]
+
+    def warmup(self) -> None:
+        """Run a short and a long batch so the first real batch does not pay for allocation."""
+        self.predict(["warm up", "a somewhat longer warm-up text " * 8])
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.task}/{self.version}, {self.model_file} on {self.provider})"
+
+
+def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, str, str]:
+    """Open the session; return it with the provider really in use and the file served.
+
+    CUDA is tried first when onnxruntime offers it; whether it is really used is read from
+    ``session.get_providers()`` (ONNX Runtime silently falls back to CPU when no usable
+    GPU exists). ``auto`` serves fp32 on CUDA and the int8 model on CPU.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if CUDA in ort.get_available_providers() and precision in ("auto", "fp32"):
+        session = ort.InferenceSession(str(directory / FP32_FILE), options, providers=[CUDA, CPU])
+        if session.get_providers()[0] == CUDA:
+            return session, CUDA, FP32_FILE
+        logger.info("CUDA provider offered but not usable here; serving on CPU")
+        if precision == "fp32":
+            return session, CPU, FP32_FILE
+    filename = FP32_FILE if precision == "fp32" else INT8_FILE
+    session = ort.InferenceSession(str(directory / filename), options, providers=[CPU])
+    return session, session.get_providers()[0], filename

@@ -1,0 +1,251 @@
+"""Seeded fine-tuning of the mean-pooling classifier, with TensorBoard and PNG curves."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from models.data import LabeledData
+from models.metrics import classification_report
+from models.network import MeanPoolClassifier
+from models.tokenizer import TextEncoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one fine-tuning run."""
+
+    epochs: int = 4
+    max_length: int = 64
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    dropout: float = 0.1
+    seed: int = 13
+    limit: int | None = None
+    eval_batch_size: int = 128
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch measured."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    heldout_loss: float
+    heldout_accuracy: float
+    heldout_macro_f1: float
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so two runs with the same seed train the same way."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffled batches of indices whose texts have similar lengths (less padding)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        block = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(block[i : i + batch_size] for i in range(0, len(block), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def predict_logits(
+    model: MeanPoolClassifier, encoder: TextEncoder, texts: Sequence[str], batch_size: int = 128
+) -> npt.NDArray[np.float32]:
+    """Logits of the torch model in eval mode, in the order of ``texts``."""
+    model.eval()
+    lengths = [len(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    out = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = encoder.encode([texts[i] for i in idx])
+            logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+            out[idx] = logits.float().numpy()
+    return out
+
+
+def evaluate(
+    model: MeanPoolClassifier, encoder: TextEncoder, data: LabeledData, batch_size: int
+) -> tuple[float, dict[str, Any]]:
+    """Held-out cross-entropy and the classification report."""
+    logits = predict_logits(model, encoder, data.texts, batch_size)
+    target = np.asarray(data.label_ids(), dtype=np.int64)
+    loss = float(
+        nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(target)).item()
+    )
+    report = classification_report(target, logits.argmax(axis=1), data.label_names)
+    return loss, report
+
+
+def _optimizer(
+    model: MeanPoolClassifier, config: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, param in model.encoder.named_parameters():
+        (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    groups = [
+        {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+        {"params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+        {"params": list(model.head.parameters()), "lr": config.head_lr, "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups)
+    warmup = max(1, int(total_steps * config.warmup_ratio))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def fine_tune(
+    model: MeanPoolClassifier,
+    encoder: TextEncoder,
+    train: LabeledData,
+    heldout: LabeledData,
+    config: TrainConfig,
+    *,
+    log_dir: Path | None = None,
+    show_progress: bool = True,
+) -> list[EpochRecord]:
+    """Train ``model`` in place; evaluate on ``heldout`` after every epoch.
+
+    Curves go to TensorBoard under ``log_dir`` when given. The held-out split is only
+    observed, never used to pick an epoch: the last epoch's weights are the result.
+    """
+    seed_everything(config.seed)
+    rng = random.Random(config.seed)
+    lengths = encoder.lengths(train.texts)
+    targets = train.label_ids()
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    optimizer, scheduler = _optimizer(model, config, total)
+    writer = _summary_writer(log_dir)
+    history: list[EpochRecord] = []
+    step = 0
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, disable=not show_progress, transient=False) as progress:
+            bar = progress.add_task("fine-tuning", total=total, loss=float("nan"))
+            for epoch in range(1, config.epochs + 1):
+                model.train()
+                running = 0.0
+                batches = length_bucketed_batches(lengths, config.batch_size, rng)
+                for batch in batches:
+                    ids, mask = encoder.encode([train.texts[i] for i in batch])
+                    target = torch.tensor([targets[i] for i in batch], dtype=torch.long)
+                    logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+                    loss = nn.functional.cross_entropy(logits, target)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    running += float(loss.item())
+                    if writer is not None:
+                        writer.add_scalar("train/loss", float(loss.item()), step)
+                        writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                    progress.update(bar, advance=1, loss=float(loss.item()))
+                heldout_loss, report = evaluate(model, encoder, heldout, config.eval_batch_size)
+                record = EpochRecord(
+                    epoch=epoch,
+                    step=step,
+                    train_loss=running / max(1, len(batches)),
+                    heldout_loss=heldout_loss,
+                    heldout_accuracy=report["accuracy"],
+                    heldout_macro_f1=report["macro_f1"],
+                )
+                history.append(record)
+                if writer is not None:
+                    writer.add_scalar("epoch/train_loss", record.train_loss, step)
+                    writer.add_scalar("heldout/loss", heldout_loss, step)
+                    writer.add_scalar("heldout/accuracy", record.heldout_accuracy, step)
+                    writer.add_scalar("heldout/macro_f1", record.heldout_macro_f1, step)
+                logger.info(
+                    "epoch %s/%s: train loss %.4f, held-out loss %.4f, accuracy %.4f, macro-F1 %.4f",  # noqa: E501
+                    epoch,
+                    config.epochs,
+                    record.train_loss,
+                    heldout_loss,
+                    record.heldout_accuracy,
+                    record.heldout_macro_f1,
+                )
+    finally:
+        if writer is not None:
+            writer.close()
+    model.eval()
+    return history
+
+
+def _summary_writer(log_dir: Path | None) -> Any:
+    if log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def plot_curves(history: Sequence[EpochRecord], path: Path, title: str) -> None:
+    """Loss and held-out accuracy / macro-F1 per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [r.train_loss for r in history], marker="o", label="train loss")
+    left.plot(epochs, [r.heldout_loss for r in history], marker="o", label="held-out loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("cross-entropy")
+    left.legend()
+    right.plot(epochs, [r.heldout_accuracy for r in history], marker="o", label="accuracy")
+    right.plot(epochs, [r.heldout_macro_f1 for r in history], marker="o", label="macro-F1")
+    right.set_xlabel("epoch")
+    right.set_ylim(0.0, 1.0)
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""streamsense continuous fine-tuning: feedback store, retrain job, gate."""

@@ -1,0 +1,1 @@
+"""streamsense streaming layer: Faust app, agents, monitors, CLI."""

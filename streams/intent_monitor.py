@@ -1,0 +1,174 @@
+"""Complaint-spike alerts per intent: the count in a short window against its usual rate.
+
+One ``IntentState`` per intent (a Faust table row, via ``to_dict``/``from_dict``). The
+baseline is an EWMA of per-bucket counts (empty buckets count as zero), bias-corrected
+while young and never below a floor. Evidence is message ids only, never text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from streams.monitors import alert_id, epoch, from_epoch, window_bucket
+from streams.records import Alert, AlertKind, RoutedTicket
+
+COMPLAINT_SPIKE: AlertKind = "complaint_spike"
+
+
+@dataclass(frozen=True)
+class IntentParams:
+    """Thresholds and windows of the intent monitor."""
+
+    window: timedelta = timedelta(minutes=5)
+    bucket: timedelta = timedelta(minutes=1)
+    baseline_half_life: timedelta = timedelta(hours=1)
+    """Half-life of the per-bucket count EWMA, in event time."""
+    baseline_floor: float = 0.2
+    """Smallest baseline count per bucket, so a rare intent needs more than one message."""
+    min_count: int = 10
+    factor: float = 3.0
+    """A spike is a window count of at least max(min_count, factor x baseline count)."""
+    warmup_buckets: int = 5
+    """Buckets an intent's baseline needs before it can raise an alert."""
+    cooldown: timedelta = timedelta(minutes=30)
+    max_evidence: int = 20
+    max_window_items: int = 5000
+
+    @property
+    def alpha(self) -> float:
+        """EWMA weight of the newest bucket."""
+        return 1.0 - float(0.5 ** (self.bucket / self.baseline_half_life))
+
+
+@dataclass(frozen=True)
+class IntentEvent:
+    """What the intent monitor needs from one routed ticket."""
+
+    intent: str
+    id: str
+    at: datetime
+    model_version: str
+
+    @classmethod
+    def from_ticket(cls, ticket: RoutedTicket) -> IntentEvent:
+        """The event of a routed ticket (event time: when the customer sent it)."""
+        return cls(ticket.intent, ticket.id, ticket.sent_at, ticket.model_version)
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """An intent's recent message ids, baseline and cooldown; JSON-ready through ``to_dict``."""
+
+    subject: str
+    watermark: float | None = None
+    items: tuple[tuple[str, float], ...] = ()
+    """(message id, event time) in the window, oldest first."""
+    bucket: int | None = None
+    bucket_count: int = 0
+    ewma: float = 0.0
+    buckets_seen: int = 0
+    cooldown_until: float | None = None
+
+    def baseline_per_bucket(self, params: IntentParams) -> float:
+        """Usual messages per bucket (bias-corrected EWMA, at least the floor)."""
+        if self.buckets_seen == 0:
+            return params.baseline_floor
+        corrected = self.ewma / (1.0 - (1.0 - params.alpha) ** self.buckets_seen)
+        return max(corrected, params.baseline_floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "subject": self.subject,
+            "watermark": self.watermark,
+            "items": [[i, t] for i, t in self.items],
+            "bucket": self.bucket,
+            "bucket_count": self.bucket_count,
+            "ewma": self.ewma,
+            "buckets_seen": self.buckets_seen,
+            "cooldown_until": self.cooldown_until,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntentState:
+        """Inverse of ``to_dict``."""
+        return cls(
+            subject=str(data["subject"]),
+            watermark=data.get("watermark"),
+            items=tuple((str(i), float(t)) for i, t in data["items"]),
+            bucket=data.get("bucket"),
+            bucket_count=int(data["bucket_count"]),
+            ewma=float(data["ewma"]),
+            buckets_seen=int(data["buckets_seen"]),
+            cooldown_until=data.get("cooldown_until"),
+        )
+
+
+def _count_in_bucket(state: IntentState, bucket: int, params: IntentParams) -> IntentState:
+    """Count one message in ``bucket``, closing the buckets before it into the EWMA."""
+    if state.bucket is None:
+        return replace(state, bucket=bucket, bucket_count=1)
+    if bucket < state.bucket:  # late: its bucket is already in the baseline
+        return state
+    if bucket == state.bucket:
+        return replace(state, bucket_count=state.bucket_count + 1)
+    alpha = params.alpha
+    ewma = alpha * state.bucket_count + (1.0 - alpha) * state.ewma
+    empty = min(bucket - state.bucket - 1, 100_000)
+    ewma *= (1.0 - alpha) ** empty
+    return replace(
+        state,
+        bucket=bucket,
+        bucket_count=1,
+        ewma=ewma,
+        buckets_seen=state.buckets_seen + 1 + empty,
+    )
+
+
+def update_intent(
+    state: IntentState | None, event: IntentEvent, params: IntentParams, *, now: datetime
+) -> tuple[IntentState, list[Alert]]:
+    """Add one routed message to its intent's state; return the new state and any alert.
+
+    Time is event time (``event.at``); ``now`` only stamps ``raised_at``. A message id
+    already in the window, or a message older than the window, changes nothing.
+    """
+    state = state or IntentState(subject=event.intent)
+    at = epoch(event.at)
+    span = params.window.total_seconds()
+    if state.watermark is not None and at <= state.watermark - span:
+        return state, []
+    if any(item_id == event.id for item_id, _ in state.items):
+        return state, []
+    state = _count_in_bucket(state, window_bucket(at, params.bucket), params)
+    watermark = at if state.watermark is None else max(state.watermark, at)
+    items = sorted([*state.items, (event.id, at)], key=lambda i: (i[1], i[0]))
+    items = [i for i in items if i[1] > watermark - span][-params.max_window_items :]
+    state = replace(state, watermark=watermark, items=tuple(items))
+
+    buckets_per_window = params.window / params.bucket
+    baseline = state.baseline_per_bucket(params) * buckets_per_window
+    threshold = max(params.min_count, params.factor * baseline)
+    cooling = state.cooldown_until is not None and watermark < state.cooldown_until
+    if len(items) < threshold or cooling or state.buckets_seen < params.warmup_buckets:
+        return state, []
+    alert = Alert(
+        alert_id=alert_id(
+            COMPLAINT_SPIKE, state.subject, window_bucket(watermark, params.cooldown)
+        ),
+        kind=COMPLAINT_SPIKE,
+        subject=state.subject,
+        window_start=from_epoch(watermark - span),
+        window_end=from_epoch(watermark),
+        value=float(len(items)),
+        baseline=baseline,
+        evidence_ids=[item_id for item_id, _ in items[-params.max_evidence :]],
+        evidence=[],
+        model_version=event.model_version,
+        raised_at=now,
+    )
+    state = replace(state, cooldown_until=watermark + params.cooldown.total_seconds())
+    return state, [alert]
