@@ -116,6 +116,12 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:  # no client (and none of its connection-refused logging) before the port is open
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError):
+        return False
+
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,

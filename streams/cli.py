@@ -8,7 +8,8 @@ import logging
 import typer
 from rich.console import Console
 
-from deploy.broker import BrokerError, LocalBroker, broker_answers, fetch_jars
+from deploy.broker import BrokerError, broker_answers
+from streams.bootstrap import local_broker
 from streams.errors import StreamsenseError
 from streams.logconfig import configure_logging
 from streams.settings import Settings
@@ -39,12 +40,6 @@ def _main(
     log_level: str = typer.Option(None, "--log-level", help="Override STREAMSENSE_LOG_LEVEL."),
 ) -> None:
     configure_logging(log_level or get_settings().log_level)
-
-
-def local_broker(settings: Settings) -> LocalBroker:
-    """The local broker described by ``settings`` (jars fetched on first use)."""
-    libs = fetch_jars(settings.kafka_version, settings.cache_dir)
-    return LocalBroker(settings.resolved_state_dir(), libs, port=settings.broker_port)
 
 
 @broker_app.command("start")
@@ -83,6 +78,20 @@ def broker_status() -> None:
     print(info.bootstrap)
     if not answers:
         raise typer.Exit(1)
+
+
+def _register_commands() -> None:
+    from streams import cli_stream
+
+    cli_stream.register(app, get_settings)
+    try:
+        from streams import cli_models
+    except ImportError:  # pragma: no cover - the models CLI arrives with its module
+        return
+    cli_models.register(app, get_settings)
+
+
+_register_commands()
 
 
 def main() -> None:

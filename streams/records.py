@@ -127,6 +127,27 @@ class ScoredNews(_Output):
     scored_at: UtcDatetime
 
 
+class ScoredMessage(_Output):
+    """A customer message with its intent and sentiment, on ``messages.scored`` (internal).
+
+    Carries no message text: only ids, scores and the versions that produced them.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    customer_id: str
+    channel: str
+    model_version: str
+    """Version of the intent model."""
+    sentiment_model_version: str
+    intent_probs: dict[str, float]
+    """The most probable intents (top 5) and their probabilities."""
+    sentiment: str
+    sentiment_score: float
+    sent_at: UtcDatetime
+    scored_at: UtcDatetime
+
+
 class RoutedTicket(_Output):
     """A customer message with its intent, queue and priority, on ``tickets.routed``."""
 

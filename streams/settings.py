@@ -63,6 +63,42 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    max_record_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Larger input records go to the DLQ."
+    )
+    config_dir: Path = Field(
+        default=_PROJECT_ROOT / "deploy" / "config",
+        description="Operator files: routing.toml, actions.toml, companies.toml.",
+    )
+    topic_news_raw: str = Field(default="news.raw", description="Input: financial news.")
+    topic_messages_raw: str = Field(default="messages.raw", description="Input: customer messages.")
+    topic_news_scored: str = Field(default="news.scored", description="Scored news, key ticker.")
+    topic_messages_scored: str = Field(
+        default="messages.scored", description="Scored messages, key customer id (internal)."
+    )
+    topic_tickets_routed: str = Field(default="tickets.routed", description="Routed tickets.")
+    topic_recommendations: str = Field(default="recommendations", description="Next-best actions.")
+    topic_alerts: str = Field(default="alerts", description="Alerts (ticker and complaint).")
+    topic_feedback: str = Field(default="feedback", description="Labeled feedback.")
+    topic_models_control: str = Field(default="models.control", description="Model promotions.")
+
+    def dlq_topic(self, topic: str) -> str:
+        """The dead-letter topic of an input topic."""
+        return f"{topic}.dlq"
+
+    def all_topics(self) -> list[str]:
+        """Every topic the pipeline reads or writes, dead-letter topics included."""
+        inputs = [self.topic_news_raw, self.topic_messages_raw, self.topic_feedback]
+        return [
+            *inputs,
+            self.topic_news_scored,
+            self.topic_messages_scored,
+            self.topic_tickets_routed,
+            self.topic_recommendations,
+            self.topic_alerts,
+            self.topic_models_control,
+            *[self.dlq_topic(t) for t in inputs],
+        ]
 
     def resolved_state_dir(self) -> Path:
         """The state directory as an absolute path, created if missing."""

@@ -1,0 +1,326 @@
+"""The Faust agents: thin wiring from topics to the pure cores and back to topics.
+
+Scorers take micro-batches with ``noack_take`` and acknowledge each batch only after
+every output (and dead letter) of it is confirmed by the broker. Monitors and the router
+take one record at a time and keep their state in Faust tables keyed like their input.
+No agent body raises: a record that fails becomes a dead letter with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from models.runtime import Classifier, Prediction
+from streams.delivery import Outbox, send_dead_letter
+from streams.errors import InvalidRecordError
+from streams.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.recommend import ActionCatalog
+from streams.records import (
+    CustomerMessage,
+    NewsItem,
+    RoutedTicket,
+    ScoredMessage,
+    ScoredNews,
+    decode,
+    encode,
+)
+from streams.routing import CustomerHistory, RoutingTable
+from streams.scoring import news_text, score_messages, score_news
+from streams.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
+from streams.tickers import CompanyDictionary
+from streams.ticketing import route_and_recommend
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ModelSlot:
+    """The classifier serving one task. A swap is one reference assignment between batches."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        self.swaps = 0
+
+    def swap(self, classifier: Classifier) -> Classifier:
+        """Serve ``classifier`` from the next batch on; return the one it replaces."""
+        old, self.classifier = self.classifier, classifier
+        self.swaps += 1
+        return old
+
+
+@dataclass
+class Topics:
+    """The Faust topic objects the agents use."""
+
+    news_raw: Any
+    messages_raw: Any
+    news_scored: Any
+    messages_scored: Any
+    tickets_routed: Any
+    recommendations: Any
+    alerts: Any
+    news_dlq: Any
+    messages_dlq: Any
+    news_scored_dlq: Any
+    messages_scored_dlq: Any
+    tickets_routed_dlq: Any
+
+
+@dataclass
+class Collaborators:
+    """Everything the agents need besides Faust itself."""
+
+    topics: Topics
+    sentiment: ModelSlot
+    intent: ModelSlot
+    executor: Executor
+    dictionary: CompanyDictionary
+    routing: RoutingTable
+    actions: ActionCatalog
+    ticker_params: TickerParams
+    intent_params: IntentParams
+    max_record_bytes: int
+    batch_size: int
+    batch_max_wait_s: float
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _decode_batch(
+    events: Sequence[Any], model: type[T], outbox: Outbox, dlq: Any, max_bytes: int
+) -> list[tuple[Any, T]]:
+    """The valid records of a batch; every invalid one is queued as a dead letter."""
+    valid: list[tuple[Any, T]] = []
+    for event in events:
+        try:
+            valid.append((event, decode(model, event.message.value, max_bytes=max_bytes)))
+        except InvalidRecordError as exc:
+            await send_dead_letter(outbox, dlq, event.message, exc)
+    return valid
+
+
+async def _predict(c: Collaborators, classifier: Classifier, texts: list[str]) -> list[Prediction]:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(c.executor, classifier.predict, texts)
+
+
+async def _score(
+    c: Collaborators,
+    classifiers: Sequence[Classifier],
+    pairs: list[tuple[Any, T]],
+    text_of: Callable[[T], str],
+    outbox: Outbox,
+    dlq: Any,
+) -> tuple[list[tuple[Any, T]], list[list[Prediction]]]:
+    """Score a batch with every classifier (one call each).
+
+    If a batch call fails, the batch is scored item by item and an item that still fails
+    becomes a dead letter; the others go on. Returns the kept pairs and, per classifier,
+    their predictions in order.
+    """
+    texts = [text_of(r) for _, r in pairs]
+    try:
+        return pairs, [await _predict(c, model, texts) for model in classifiers]
+    except Exception:
+        logger.exception("batch inference failed; retrying item by item")
+    kept: list[tuple[Any, T]] = []
+    columns: list[list[Prediction]] = [[] for _ in classifiers]
+    for (event, record), text in zip(pairs, texts, strict=True):
+        try:
+            row = [(await _predict(c, model, [text]))[0] for model in classifiers]
+        except Exception as exc:
+            versions = ",".join(m.version for m in classifiers)
+            error = InvalidRecordError("inference_error", f"{versions}: {type(exc).__name__}")
+            await send_dead_letter(outbox, dlq, event.message, error)
+            continue
+        kept.append((event, record))
+        for column, pred in zip(columns, row, strict=True):
+            column.append(pred)
+    return kept, columns
+
+
+def fatal(agent: str, exc: BaseException) -> None:
+    """Stop the process at once, committing nothing more: a restart re-reads from the last
+    committed offset, so nothing is lost (crash-only, as the kill tests prove)."""
+    logger.critical("agent %s failed (%s); exiting so that a restart redelivers", agent, exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+Agent = Callable[[Any], Awaitable[None]]
+
+
+def _batched(
+    name: str, c: Collaborators, handle: Callable[[Sequence[Any]], Awaitable[None]]
+) -> Agent:
+    """An agent that hands micro-batches to ``handle`` and acks each batch after it."""
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.noack_take(c.batch_size, within=c.batch_max_wait_s):
+            try:
+                await handle(events)
+            except Exception as exc:
+                fatal(name, exc)
+            for event in events:
+                await stream.ack(event)
+
+    agent.__name__ = agent.__qualname__ = name.replace("-", "_")
+    return agent
+
+
+def _single(name: str, handle: Callable[[Any], Awaitable[None]]) -> Agent:
+    """An agent that hands records one at a time to ``handle`` and acks each after it."""
+
+    async def agent(stream: Any) -> None:
+        noack = stream.noack()
+        async for event in noack.events():
+            try:
+                await handle(event)
+            except Exception as exc:
+                fatal(name, exc)
+            await noack.ack(event)
+
+    agent.__name__ = agent.__qualname__ = name.replace("-", "_")
+    return agent
+
+
+def make_news_scorer(c: Collaborators) -> Agent:
+    """news.raw → news.scored (one record per item and ticker, key ticker)."""
+    t = c.topics
+
+    async def handle(events: Sequence[Any]) -> None:
+        outbox = Outbox()
+        pairs = await _decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
+        if pairs:
+            classifier = c.sentiment.classifier
+            pairs, (preds,) = await _score(c, [classifier], pairs, news_text, outbox, t.news_dlq)
+            scored = score_news(
+                [r for _, r in pairs],
+                preds,
+                model_version=classifier.version,
+                dictionary=c.dictionary,
+                now=_now(),
+            )
+            for record in scored:
+                value = encode(record)
+                for ticker in record.tickers or [""]:
+                    await outbox.send(t.news_scored, ticker.encode() or None, value)
+        await outbox.confirm()
+
+    return _batched("news-scorer", c, handle)
+
+
+def make_message_scorer(c: Collaborators) -> Agent:
+    """messages.raw → messages.scored (intent and sentiment, key customer id)."""
+    t = c.topics
+
+    def text_of(msg: CustomerMessage) -> str:
+        return msg.text
+
+    async def handle(events: Sequence[Any]) -> None:
+        outbox = Outbox()
+        pairs = await _decode_batch(
+            events, CustomerMessage, outbox, t.messages_dlq, c.max_record_bytes
+        )
+        if pairs:
+            intent_model, sentiment_model = c.intent.classifier, c.sentiment.classifier
+            pairs, (intents, sentiments) = await _score(
+                c, [intent_model, sentiment_model], pairs, text_of, outbox, t.messages_dlq
+            )
+            scored = score_messages(
+                [r for _, r in pairs],
+                intents,
+                sentiments,
+                intent_version=intent_model.version,
+                sentiment_version=sentiment_model.version,
+                now=_now(),
+            )
+            for record in scored:
+                await outbox.send(t.messages_scored, record.customer_id.encode(), encode(record))
+        await outbox.confirm()
+
+    return _batched("message-scorer", c, handle)
+
+
+def make_router(c: Collaborators, history: Any) -> Agent:
+    """messages.scored → tickets.routed (key intent) and recommendations (key customer)."""
+    t = c.topics
+
+    async def handle(event: Any) -> None:
+        outbox = Outbox()
+        try:
+            scored = decode(ScoredMessage, event.message.value)
+            past = CustomerHistory.from_dict(history.get(scored.customer_id) or {})
+            outcome = route_and_recommend(scored, past, c.routing, c.actions, now=_now())
+            history[scored.customer_id] = outcome.history.to_dict()
+            await outbox.send(
+                t.tickets_routed, outcome.ticket.intent.encode(), encode(outcome.ticket)
+            )
+            await outbox.send(
+                t.recommendations, scored.customer_id.encode(), encode(outcome.recommendation)
+            )
+        except InvalidRecordError as exc:
+            await send_dead_letter(outbox, t.messages_scored_dlq, event.message, exc)
+        await outbox.confirm()
+
+    return _single("router", handle)
+
+
+def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
+    """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts."""
+    t = c.topics
+
+    async def handle(event: Any) -> None:
+        outbox = Outbox()
+        ticker = (event.message.key or b"").decode("utf-8", "replace")
+        try:
+            scored = decode(ScoredNews, event.message.value)
+            if ticker:
+                raw = states.get(ticker)
+                state = TickerState.from_dict(raw) if raw else None
+                new_state, alerts = update_ticker(
+                    state, NewsEvent.from_scored(scored, ticker), c.ticker_params, now=_now()
+                )
+                states[ticker] = new_state.to_dict()
+                for alert in alerts:
+                    await outbox.send(t.alerts, ticker.encode(), encode(alert))
+        except InvalidRecordError as exc:
+            await send_dead_letter(outbox, t.news_scored_dlq, event.message, exc)
+        await outbox.confirm()
+
+    return _single("ticker-monitor", handle)
+
+
+def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
+    """tickets.routed (key intent) → complaint-spike alerts."""
+    t = c.topics
+
+    async def handle(event: Any) -> None:
+        outbox = Outbox()
+        try:
+            ticket = decode(RoutedTicket, event.message.value)
+            raw = states.get(ticket.intent)
+            state = IntentState.from_dict(raw) if raw else None
+            new_state, alerts = update_intent(
+                state, IntentEvent.from_ticket(ticket), c.intent_params, now=_now()
+            )
+            states[ticket.intent] = new_state.to_dict()
+            for alert in alerts:
+                await outbox.send(t.alerts, ticket.intent.encode(), encode(alert))
+        except InvalidRecordError as exc:
+            await send_dead_letter(outbox, t.tickets_routed_dlq, event.message, exc)
+        await outbox.confirm()
+
+    return _single("intent-monitor", handle)

@@ -1,0 +1,181 @@
+"""The composition root: builds the Faust app, the models, the cores and the agents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.registry import Registry
+from streams.agents import (
+    Collaborators,
+    ModelSlot,
+    Topics,
+    make_intent_monitor,
+    make_message_scorer,
+    make_news_scorer,
+    make_router,
+    make_ticker_monitor,
+)
+from streams.errors import InvalidRecordError
+from streams.intent_monitor import IntentParams
+from streams.recommend import ActionCatalog
+from streams.records import ModelControl, decode
+from streams.routing import RoutingTable
+from streams.settings import Settings
+from streams.ticker_monitor import TickerParams
+from streams.tickers import CompanyDictionary
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("sentiment", "intent")
+
+
+def _raw_topic(app: faust.App, name: str) -> Any:
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+
+def build_topics(app: faust.App, s: Settings) -> Topics:
+    """Faust topic objects for every topic the agents read or write (raw bytes)."""
+    return Topics(
+        news_raw=_raw_topic(app, s.topic_news_raw),
+        messages_raw=_raw_topic(app, s.topic_messages_raw),
+        news_scored=_raw_topic(app, s.topic_news_scored),
+        messages_scored=_raw_topic(app, s.topic_messages_scored),
+        tickets_routed=_raw_topic(app, s.topic_tickets_routed),
+        recommendations=_raw_topic(app, s.topic_recommendations),
+        alerts=_raw_topic(app, s.topic_alerts),
+        news_dlq=_raw_topic(app, s.dlq_topic(s.topic_news_raw)),
+        messages_dlq=_raw_topic(app, s.dlq_topic(s.topic_messages_raw)),
+        news_scored_dlq=_raw_topic(app, s.dlq_topic(s.topic_news_scored)),
+        messages_scored_dlq=_raw_topic(app, s.dlq_topic(s.topic_messages_scored)),
+        tickets_routed_dlq=_raw_topic(app, s.dlq_topic(s.topic_tickets_routed)),
+    )
+
+
+class ModelSwapper:
+    """Follows ``models.control`` and swaps a verified, warmed model into each slot.
+
+    Every worker reads the control topic on its own (no consumer group), from its end:
+    the registry's alias already told it the production version at start-up.
+    """
+
+    def __init__(
+        self, settings: Settings, bootstrap: str, registry: Registry, slots: dict[str, ModelSlot]
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.registry = registry
+        self.slots = slots
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+
+    def _load(self, task: str, version: str) -> Any:
+        classifier = self.registry.load(task, version, threads=self.settings.inference_threads)
+        classifier.warmup()
+        return classifier
+
+    async def apply(self, task: str, version: str) -> bool:
+        """Load ``version`` of ``task`` beside the serving one, then swap; True if swapped."""
+        slot = self.slots.get(task)
+        if slot is None or slot.classifier.version == version:
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            classifier = await loop.run_in_executor(self.executor, self._load, task, version)
+        except Exception:
+            logger.exception(
+                "could not load %s/%s; still serving %s", task, version, slot.classifier.version
+            )
+            return False
+        old = slot.swap(classifier)
+        logger.info("swapped %s: %s -> %s", task, old.version, version)
+        return True
+
+    async def run(self) -> None:
+        """Consume ``models.control`` until cancelled."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.settings.topic_models_control, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_end(tp)
+            for task in self.slots:  # a promotion between start-up and now
+                current = self.registry.production(task)
+                if current:
+                    await self.apply(task, current)
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for messages in batches.values():
+                    for message in messages:
+                        await self._handle(message.value)
+        finally:
+            await consumer.stop()
+
+    async def _handle(self, value: bytes | None) -> None:
+        try:
+            control = decode(ModelControl, value)
+        except InvalidRecordError as exc:
+            logger.warning("ignoring an invalid models.control record: %s", exc.reason)
+            return
+        await self.apply(control.task, control.version)
+
+
+def build_app(settings: Settings, bootstrap: str, registry: Registry) -> faust.App:
+    """The worker's Faust app with every agent, table and background task registered."""
+    datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+    )
+    topics = build_topics(app, settings)
+    slots = {
+        task: ModelSlot(registry.load(task, threads=settings.inference_threads)) for task in TASKS
+    }
+    for slot in slots.values():
+        slot.classifier.warmup()
+    config = settings.config_dir
+    collab = Collaborators(
+        topics=topics,
+        sentiment=slots["sentiment"],
+        intent=slots["intent"],
+        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference"),
+        dictionary=CompanyDictionary.load(config / "companies.toml"),
+        routing=RoutingTable.load(config / "routing.toml"),
+        actions=ActionCatalog.load(config / "actions.toml"),
+        ticker_params=TickerParams(),
+        intent_params=IntentParams(),
+        max_record_bytes=settings.max_record_bytes,
+        batch_size=settings.batch_size,
+        batch_max_wait_s=settings.batch_max_wait_s,
+    )
+    partitions = settings.topic_partitions
+    history = app.Table("customer-history", partitions=partitions, key_type=str, value_type=dict)
+    tickers = app.Table("ticker-state", partitions=partitions, key_type=str, value_type=dict)
+    intents = app.Table("intent-state", partitions=partitions, key_type=str, value_type=dict)
+
+    def agent(topic: Any, name: str, fn: Any) -> None:
+        app.agent(topic, name=name, concurrency=1)(fn)
+
+    agent(topics.news_raw, "news-scorer", make_news_scorer(collab))
+    agent(topics.messages_raw, "message-scorer", make_message_scorer(collab))
+    agent(topics.messages_scored, "router", make_router(collab, history))
+    agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
+    agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))
+
+    swapper = ModelSwapper(settings, bootstrap, registry, slots)
+    app.task(swapper.run)
+    return app

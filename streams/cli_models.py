@@ -1,0 +1,261 @@
+"""The model commands of the ``streamsense`` console script: train, score, models ..."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from models.data import TASKS
+from models.exceptions import ModelsError
+from models.registry import Registry
+from streams.errors import StreamsenseError
+from streams.settings import Settings
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Turn our own errors into one red line on stderr and exit status 1."""
+    try:
+        yield
+    except (ModelsError, StreamsenseError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _task(value: str) -> str:
+    if value not in TASKS:
+        raise typer.BadParameter(f"expected one of {', '.join(TASKS)}")
+    return value
+
+
+TaskOption = Annotated[str, typer.Option("--task", help="sentiment or intent", callback=_task)]
+TaskArg = Annotated[str, typer.Argument(help="sentiment or intent", callback=_task)]
+
+
+def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
+    """Add ``train``, ``score`` and the ``models`` group to ``app``."""
+    models_app = typer.Typer(help="Inspect and move the model registry's production aliases.")
+    app.add_typer(models_app, name="models")
+
+    @app.command()
+    def train(
+        task: TaskOption,
+        epochs: Annotated[int | None, typer.Option(min=1, help="Epochs.")] = None,
+        max_length: Annotated[int | None, typer.Option(min=8, help="Max tokens per text.")] = None,
+        batch_size: Annotated[int | None, typer.Option(min=1, help="Training batch size.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
+        head_lr: Annotated[float | None, typer.Option(help="Head learning rate.")] = None,
+        limit: Annotated[
+            int | None, typer.Option(min=10, help="Train on a stratified sample of N rows.")
+        ] = None,
+        eval_limit: Annotated[
+            int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
+        ] = None,
+        seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+        data: Annotated[
+            Path | None, typer.Option(help="Your own CSV/JSONL with text,label instead.")
+        ] = None,
+        from_version: Annotated[
+            str | None, typer.Option(help="Fine-tune from this registry version.")
+        ] = None,
+        promote: Annotated[
+            bool | None,
+            typer.Option(
+                "--promote/--no-promote", help="Default: promote only a task's first version."
+            ),
+        ] = None,
+    ) -> None:
+        """Fine-tune, export to ONNX (fp32 + int8), check agreement, register."""
+        from models.pipeline import default_config, train_and_register
+
+        settings = get_settings()
+        config = default_config(
+            task,
+            epochs=epochs,
+            max_length=max_length,
+            batch_size=batch_size,
+            lr=lr,
+            head_lr=head_lr,
+            limit=limit,
+            eval_limit=eval_limit,
+            seed=seed,
+        )
+        with _clean_errors():
+            outcome = train_and_register(
+                task,
+                settings.registry_dir,
+                settings.data_dir,
+                config,
+                data_file=data,
+                init_from=from_version,
+                promote=promote,
+                show_progress=console.is_terminal,
+            )
+        heldout = outcome.metrics["heldout"]
+        console.print(
+            f"registered [bold]{task}/{outcome.version}[/bold]"
+            f"{' (promoted to production)' if outcome.promoted else ''} in "
+            f"{outcome.wall_seconds:.0f}s: held-out accuracy {heldout['accuracy']:.4f}, "
+            f"macro-F1 {heldout['macro_f1']:.4f}, int8 agreement "
+            f"{outcome.agreement['int8_label_agreement']:.4f}, max |logit diff| "
+            f"{outcome.agreement['max_abs_logit_diff']:.1e}"
+        )
+
+    @app.command()
+    def score(
+        task: TaskOption,
+        input_file: Annotated[Path, typer.Option("--input", help=".csv or .jsonl with 'text'")],
+        output: Annotated[Path, typer.Option(help="JSON lines output file")],
+        version: Annotated[str | None, typer.Option(help="Default: production.")] = None,
+        batch_size: Annotated[int, typer.Option(min=1)] = 64,
+        precision: Annotated[str, typer.Option(help="auto, fp32 or int8")] = "auto",
+    ) -> None:
+        """Score a file: one JSON line per input record, in order."""
+        from models.scoring import score_file
+
+        settings = get_settings()
+        with _clean_errors():
+            classifier = Registry(settings.registry_dir).load(
+                task, version, threads=settings.inference_threads, precision=precision
+            )
+            columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:
+                bar = progress.add_task("scoring", total=None)
+                summary = score_file(
+                    classifier,
+                    input_file,
+                    output,
+                    batch_size=batch_size,
+                    on_batch=lambda n: progress.update(bar, advance=n),
+                )
+        errors.print(
+            f"scored {summary.scored} of {summary.records} records with {task}/"
+            f"{classifier.version} ({summary.errors} errors) into {output}",
+            highlight=False,
+        )
+
+    @models_app.command("list")
+    def list_versions(
+        task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    ) -> None:
+        """Versions per task, with held-out metrics; * marks production."""
+        registry = Registry(get_settings().registry_dir)
+        table = Table("task", "prod", "parent", "rows", "accuracy", "macro-F1")
+        table.add_column("version", no_wrap=True)
+        with _clean_errors():
+            for name in [task] if task else registry.tasks():
+                production = registry.production(name)
+                for version in registry.versions(name):
+                    manifest = _read_manifest(registry, name, version)
+                    metrics = manifest.get("metrics", {}).get("heldout", {})
+                    table.add_row(
+                        name,
+                        "*" if version == production else "",
+                        str(manifest.get("parent") or ""),
+                        str(manifest.get("training", {}).get("train_data", {}).get("rows", "?")),
+                        _fmt(metrics.get("accuracy")),
+                        _fmt(metrics.get("macro_f1")),
+                        version,
+                    )
+        console.print(table)
+
+    @models_app.command()
+    def show(
+        task: TaskArg,
+        version: Annotated[str | None, typer.Argument(help="Default: production.")] = None,
+    ) -> None:
+        """Verify a version and print its manifest summary and per-class report."""
+        registry = Registry(get_settings().registry_dir)
+        with _clean_errors():
+            version = version or registry.production(task)
+            if version is None:
+                raise ModelsError(f"task {task!r} has no production version; name a version")
+            manifest = registry.verify(task, version)
+            decisions = registry.decisions(task, version)
+        heldout = manifest["metrics"]["heldout"]
+        console.print(
+            f"[bold]{task}/{version}[/bold] verified ({len(manifest['files'])} files); "
+            f"production: {registry.production(task)}; parent: {manifest.get('parent')}; "
+            f"created {manifest.get('created_at')}"
+        )
+        console.print_json(
+            json.dumps(
+                {
+                    "train_data": manifest["training"]["train_data"],
+                    "config": manifest["training"]["config"],
+                    "accuracy": heldout["accuracy"],
+                    "macro_f1": heldout["macro_f1"],
+                    "int8": manifest["metrics"].get("heldout_int8"),
+                    "agreement": manifest.get("agreement"),
+                    "decisions": decisions,
+                }
+            )
+        )
+        table = Table("label", "precision", "recall", "F1", "support")
+        for label, row in heldout["per_class"].items():
+            table.add_row(
+                label,
+                _fmt(row["precision"]),
+                _fmt(row["recall"]),
+                _fmt(row["f1"]),
+                str(row["support"]),
+            )
+        console.print(table)
+
+    @models_app.command("promote")
+    def promote_version(
+        task: TaskArg,
+        version: Annotated[str, typer.Argument(help="Version to make production.")],
+        reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "manual",
+    ) -> None:
+        """Verify a version and make it the task's production version."""
+        with _clean_errors():
+            Registry(get_settings().registry_dir).promote(task, version, reason)
+        console.print(f"{task}: production is now {version}")
+
+    @models_app.command()
+    def rollback(
+        task: TaskArg,
+        reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "manual",
+    ) -> None:
+        """Move production back to the previous production version."""
+        with _clean_errors():
+            version = Registry(get_settings().registry_dir).rollback(task, reason)
+        console.print(f"{task}: rolled back, production is now {version}")
+
+    @models_app.command()
+    def ensure() -> None:
+        """Train and promote every task that has no production version yet."""
+        from models.pipeline import ensure_models
+
+        settings = get_settings()
+        with _clean_errors():
+            versions = ensure_models(
+                settings.registry_dir, settings.data_dir, show_progress=console.is_terminal
+            )
+        for task, version in versions.items():
+            console.print(f"{task}: production {version}")
+
+
+def _read_manifest(registry: Registry, task: str, version: str) -> dict[str, Any]:
+    path = registry.version_dir(task, version) / "manifest.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
