@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from models.runtime import Classifier, Prediction
 from streams.delivery import Outbox, send_dead_letter
 from streams.errors import InvalidRecordError
 from streams.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.metrics import Metrics
 from streams.recommend import ActionCatalog
 from streams.records import (
     CustomerMessage,
@@ -92,6 +94,7 @@ class Collaborators:
     max_record_bytes: int
     batch_size: int
     batch_max_wait_s: float
+    metrics: Metrics
 
 
 def _now() -> datetime:
@@ -113,7 +116,20 @@ async def _decode_batch(
 
 async def _predict(c: Collaborators, classifier: Classifier, texts: list[str]) -> list[Prediction]:
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(c.executor, classifier.predict, texts)
+    started = time.perf_counter()
+    preds = await loop.run_in_executor(c.executor, classifier.predict, texts)
+    c.metrics.inference_seconds.labels(classifier.task).observe(time.perf_counter() - started)
+    for pred in preds:
+        c.metrics.predictions.labels(classifier.task, pred.label).inc()
+        c.metrics.confidence.labels(classifier.task).observe(pred.confidence)
+    return preds
+
+
+def _latency(c: Collaborators, topic: str, event_time: datetime) -> None:
+    """Observe the time from an output's event time to now (it was just confirmed)."""
+    c.metrics.end_to_end_seconds.labels(topic).observe(
+        max(0.0, (_now() - event_time).total_seconds())
+    )
 
 
 async def _score(
@@ -169,6 +185,9 @@ def _batched(
 
     async def agent(stream: Any) -> None:
         async for events in stream.noack_take(c.batch_size, within=c.batch_max_wait_s):
+            c.metrics.batch_size.labels(name).observe(len(events))
+            for event in events:
+                c.metrics.records_in.labels(event.message.topic).inc()
             try:
                 await handle(events)
             except Exception as exc:
@@ -180,12 +199,13 @@ def _batched(
     return agent
 
 
-def _single(name: str, handle: Callable[[Any], Awaitable[None]]) -> Agent:
+def _single(name: str, c: Collaborators, handle: Callable[[Any], Awaitable[None]]) -> Agent:
     """An agent that hands records one at a time to ``handle`` and acks each after it."""
 
     async def agent(stream: Any) -> None:
         noack = stream.noack()
         async for event in noack.events():
+            c.metrics.records_in.labels(event.message.topic).inc()
             try:
                 await handle(event)
             except Exception as exc:
@@ -201,7 +221,7 @@ def make_news_scorer(c: Collaborators) -> Agent:
     t = c.topics
 
     async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox()
+        outbox = Outbox(c.metrics)
         pairs = await _decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
         if pairs:
             classifier = c.sentiment.classifier
@@ -217,6 +237,9 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 value = encode(record)
                 for ticker in record.tickers or [""]:
                     await outbox.send(t.news_scored, ticker.encode() or None, value)
+            await outbox.confirm()
+            for record in scored:
+                _latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()
 
     return _batched("news-scorer", c, handle)
@@ -230,7 +253,7 @@ def make_message_scorer(c: Collaborators) -> Agent:
         return msg.text
 
     async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox()
+        outbox = Outbox(c.metrics)
         pairs = await _decode_batch(
             events, CustomerMessage, outbox, t.messages_dlq, c.max_record_bytes
         )
@@ -259,7 +282,7 @@ def make_router(c: Collaborators, history: Any) -> Agent:
     t = c.topics
 
     async def handle(event: Any) -> None:
-        outbox = Outbox()
+        outbox = Outbox(c.metrics)
         try:
             scored = decode(ScoredMessage, event.message.value)
             past = CustomerHistory.from_dict(history.get(scored.customer_id) or {})
@@ -271,11 +294,13 @@ def make_router(c: Collaborators, history: Any) -> Agent:
             await outbox.send(
                 t.recommendations, scored.customer_id.encode(), encode(outcome.recommendation)
             )
+            await outbox.confirm()
+            _latency(c, t.tickets_routed.get_topic_name(), scored.sent_at)
         except InvalidRecordError as exc:
             await send_dead_letter(outbox, t.messages_scored_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("router", handle)
+    return _single("router", c, handle)
 
 
 def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
@@ -283,7 +308,7 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
     t = c.topics
 
     async def handle(event: Any) -> None:
-        outbox = Outbox()
+        outbox = Outbox(c.metrics)
         ticker = (event.message.key or b"").decode("utf-8", "replace")
         try:
             scored = decode(ScoredNews, event.message.value)
@@ -296,11 +321,12 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
                 states[ticker] = new_state.to_dict()
                 for alert in alerts:
                     await outbox.send(t.alerts, ticker.encode(), encode(alert))
+                    c.metrics.alerts.labels(alert.kind).inc()
         except InvalidRecordError as exc:
             await send_dead_letter(outbox, t.news_scored_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("ticker-monitor", handle)
+    return _single("ticker-monitor", c, handle)
 
 
 def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
@@ -308,7 +334,7 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
     t = c.topics
 
     async def handle(event: Any) -> None:
-        outbox = Outbox()
+        outbox = Outbox(c.metrics)
         try:
             ticket = decode(RoutedTicket, event.message.value)
             raw = states.get(ticket.intent)
@@ -319,8 +345,9 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             states[ticket.intent] = new_state.to_dict()
             for alert in alerts:
                 await outbox.send(t.alerts, ticket.intent.encode(), encode(alert))
+                c.metrics.alerts.labels(alert.kind).inc()
         except InvalidRecordError as exc:
             await send_dead_letter(outbox, t.tickets_routed_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("intent-monitor", handle)
+    return _single("intent-monitor", c, handle)

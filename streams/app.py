@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +25,7 @@ from streams.agents import (
 )
 from streams.errors import InvalidRecordError
 from streams.intent_monitor import IntentParams
+from streams.metrics import Metrics
 from streams.recommend import ActionCatalog
 from streams.records import ModelControl, decode
 from streams.routing import RoutingTable
@@ -66,8 +68,14 @@ class ModelSwapper:
     """
 
     def __init__(
-        self, settings: Settings, bootstrap: str, registry: Registry, slots: dict[str, ModelSlot]
+        self,
+        settings: Settings,
+        bootstrap: str,
+        registry: Registry,
+        slots: dict[str, ModelSlot],
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.settings = settings
         self.bootstrap = bootstrap
         self.registry = registry
@@ -93,6 +101,9 @@ class ModelSwapper:
             )
             return False
         old = slot.swap(classifier)
+        self.metrics.model_info.labels(task, old.version).set(0)
+        self.metrics.model_info.labels(task, version).set(1)
+        self.metrics.swaps.labels(task).inc()
         logger.info("swapped %s: %s -> %s", task, old.version, version)
         return True
 
@@ -125,8 +136,61 @@ class ModelSwapper:
         await self.apply(control.task, control.version)
 
 
-def build_app(settings: Settings, bootstrap: str, registry: Registry) -> faust.App:
+class LagReporter:
+    """Exports the consumer group's lag per input partition (end offset - committed)."""
+
+    def __init__(self, settings: Settings, bootstrap: str, metrics: Metrics) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.metrics = metrics
+
+    def _measure(self) -> dict[tuple[str, int], int]:
+        from kafka import KafkaConsumer
+        from kafka import TopicPartition as KafkaTP
+
+        s = self.settings
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False
+        )
+        try:
+            partitions = [
+                KafkaTP(topic, p)
+                for topic in (
+                    s.topic_news_raw,
+                    s.topic_messages_raw,
+                    s.topic_news_scored,
+                    s.topic_messages_scored,
+                    s.topic_tickets_routed,
+                )
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            ends = consumer.end_offsets(partitions)
+            return {
+                (tp.topic, tp.partition): max(0, ends[tp] - (consumer.committed(tp) or 0))
+                for tp in partitions
+            }
+        finally:
+            consumer.close()
+
+    async def run(self) -> None:
+        """Measure every 10 seconds until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                lags = await loop.run_in_executor(None, self._measure)
+            except Exception as exc:  # lag is best effort; the pipeline goes on
+                logger.warning("could not measure consumer lag: %s", exc)
+            else:
+                for (topic, partition), lag in lags.items():
+                    self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            await asyncio.sleep(10)
+
+
+def build_app(
+    settings: Settings, bootstrap: str, registry: Registry, metrics: Metrics | None = None
+) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
+    metrics = metrics if metrics is not None else Metrics.create()
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -145,8 +209,9 @@ def build_app(settings: Settings, bootstrap: str, registry: Registry) -> faust.A
     slots = {
         task: ModelSlot(registry.load(task, threads=settings.inference_threads)) for task in TASKS
     }
-    for slot in slots.values():
+    for task, slot in slots.items():
         slot.classifier.warmup()
+        metrics.model_info.labels(task, slot.classifier.version).set(1)
     config = settings.config_dir
     collab = Collaborators(
         topics=topics,
@@ -156,11 +221,21 @@ def build_app(settings: Settings, bootstrap: str, registry: Registry) -> faust.A
         dictionary=CompanyDictionary.load(config / "companies.toml"),
         routing=RoutingTable.load(config / "routing.toml"),
         actions=ActionCatalog.load(config / "actions.toml"),
-        ticker_params=TickerParams(),
-        intent_params=IntentParams(),
+        ticker_params=TickerParams(
+            drop_threshold=settings.alert_drop_threshold,
+            min_volume=settings.alert_min_volume,
+            burst_min_count=settings.alert_burst_min_count,
+            cooldown=timedelta(seconds=settings.alert_cooldown_s),
+        ),
+        intent_params=IntentParams(
+            min_count=settings.spike_min_count,
+            factor=settings.spike_factor,
+            cooldown=timedelta(seconds=settings.alert_cooldown_s),
+        ),
         max_record_bytes=settings.max_record_bytes,
         batch_size=settings.batch_size,
         batch_max_wait_s=settings.batch_max_wait_s,
+        metrics=metrics,
     )
     partitions = settings.topic_partitions
     history = app.Table("customer-history", partitions=partitions, key_type=str, value_type=dict)
@@ -176,6 +251,8 @@ def build_app(settings: Settings, bootstrap: str, registry: Registry) -> faust.A
     agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
     agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))
 
-    swapper = ModelSwapper(settings, bootstrap, registry, slots)
+    swapper = ModelSwapper(settings, bootstrap, registry, slots, metrics)
     app.task(swapper.run)
+    lag = LagReporter(settings, bootstrap, metrics)
+    app.task(lag.run)
     return app

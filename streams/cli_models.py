@@ -63,6 +63,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+        threads: Annotated[
+            int | None, typer.Option(min=0, help="CPU threads for training; 0 = all cores.")
+        ] = None,
         data: Annotated[
             Path | None, typer.Option(help="Your own CSV/JSONL with text,label instead.")
         ] = None,
@@ -90,6 +93,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             limit=limit,
             eval_limit=eval_limit,
             seed=seed,
+            threads=threads,
         )
         with _clean_errors():
             outcome = train_and_register(

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from models.data import load_banking77, load_twitter, load_user_file, task_labels
 from streams.bootstrap import resolve_bootstrap
+from streams.errors import ConfigurationError
 from streams.replay import customer_messages, news_items, produce_items
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -33,13 +34,24 @@ class StreamKind(StrEnum):
 def run_worker(settings: Settings) -> None:
     """Run one Faust worker of the pipeline in this process until stopped."""
     from faust.worker import Worker
+    from prometheus_client import start_http_server
 
     from models.registry import Registry
     from streams.app import build_app
+    from streams.metrics import Metrics
 
     bootstrap = resolve_bootstrap(settings)
     ensure_topics(settings, bootstrap)
-    app = build_app(settings, bootstrap, Registry(settings.registry_dir))
+    metrics = Metrics.create()
+    try:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({exc}); "
+            "give each worker on a machine its own STREAMSENSE_METRICS_PORT"
+        ) from exc
+    logger.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
+    app = build_app(settings, bootstrap, Registry(settings.registry_dir), metrics)
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
@@ -53,6 +65,15 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         settings = get_settings()
         created = ensure_topics(settings, resolve_bootstrap(settings))
         console.print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+
+    @app.command("run")
+    def run(
+        rate: float = typer.Option(15.0, "--rate", help="Records per second per input stream"),
+    ) -> None:
+        """Broker, models (trained if missing), worker, a replay of real data, live view."""
+        from streams.demo import run_demo
+
+        run_demo(get_settings(), Console(), rate=rate)
 
     @app.command("worker")
     def worker() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from streams.errors import InvalidRecordError
+from streams.metrics import Metrics
 from streams.records import DeadLetter, encode
 
 logger = logging.getLogger(__name__)
@@ -22,18 +24,24 @@ class Outbox:
     and returns a future that resolves once the broker has the record.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
         self._pending: list[Awaitable[Any]] = []
+        self._topics: list[str] = []
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> None:
         """Queue one record on ``topic``."""
         self._pending.append(await topic.send(key=key, value=value, force=True))
+        self._topics.append(topic.get_topic_name())
 
     async def confirm(self) -> int:
         """Wait until the broker has every queued record; return how many there were."""
         pending, self._pending = self._pending, []
+        topics, self._topics = self._topics, []
         if pending:
             await asyncio.gather(*pending)
+        for name in topics:
+            self.metrics.records_out.labels(name).inc()
         return len(pending)
 
 
@@ -50,19 +58,27 @@ def _headers(raw: Any) -> list[tuple[str, str]]:
     return out
 
 
+MAX_DEAD_LETTER_VALUE = 256 * 1024
+"""Largest original value a dead letter carries whole; a larger one keeps its first bytes,
+its size and its SHA-256, so the dead letter always fits a default Kafka message."""
+
+
 def dead_letter_for(message: Any, error: InvalidRecordError) -> DeadLetter:
     """The dead-letter record of a Kafka message that failed with ``error``.
 
     Keeps the original key, value and headers (base64), the source coordinates and the
     reason; the detail names fields, never the content.
     """
-    value = message.value if isinstance(message.value, bytes | None) else b""
+    value = message.value if isinstance(message.value, bytes) else b""
     return DeadLetter(
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=_b64(message.key if isinstance(message.key, bytes) else None),
-        value_b64=_b64(value) or "",
+        value_b64=_b64(value[:MAX_DEAD_LETTER_VALUE]) or "",
+        value_size=len(value),
+        value_sha256=hashlib.sha256(value).hexdigest(),
+        value_truncated=len(value) > MAX_DEAD_LETTER_VALUE,
         headers=_headers(message.headers),
         reason=error.reason,
         detail=error.detail,

@@ -226,6 +226,12 @@ class DeadLetter(_Output):
     key: str | None
     """The original key, base64."""
     value_b64: str
+    """The original value, base64; cut to its first bytes when ``value_truncated``."""
+    value_size: int = 0
+    """Size of the original value in bytes."""
+    value_sha256: str = ""
+    """SHA-256 of the whole original value, so a truncated copy can still be matched."""
+    value_truncated: bool = False
     headers: list[tuple[str, str]]
     """Header names and base64 values."""
     reason: str

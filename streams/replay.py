@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,12 +30,23 @@ class ReplayItem:
 
 
 def news_items(
-    data: LabeledData, *, prefix: str = "tw", source: str = "twitter"
+    data: LabeledData,
+    *,
+    prefix: str = "tw",
+    source: str = "twitter",
+    tickers: list[str] | None = None,
 ) -> Iterator[ReplayItem]:
-    """Each labeled text as a news item (published now; tickers from its cashtags)."""
+    """Each labeled text as a news item, published now; tickers from its cashtags unless
+    ``tickers`` names them."""
     for row, (text, label) in enumerate(zip(data.texts, data.labels, strict=True)):
         item_id = f"{prefix}-{row}"
-        record = NewsItem(id=item_id, published_at=datetime.now(UTC), source=source, headline=text)
+        record = NewsItem(
+            id=item_id,
+            published_at=datetime.now(UTC),
+            source=source,
+            headline=text,
+            tickers=tickers,
+        )
         yield ReplayItem("news", item_id.encode(), encode(record), item_id, label, text)
 
 
@@ -78,6 +90,7 @@ def produce_items(
     rate: float = 0.0,
     feedback_topic: str | None = None,
     feedback_task: str = "sentiment",
+    stop: threading.Event | None = None,
 ) -> int:
     """Produce ``items`` (at ``rate`` per second; 0 = as fast as possible); return the count.
 
@@ -88,6 +101,8 @@ def produce_items(
     started = time.monotonic()
     try:
         for item in items:
+            if stop is not None and stop.is_set():
+                break
             producer.send(topic, key=item.key, value=item.value)
             if feedback_topic:
                 producer.send(

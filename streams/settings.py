@@ -51,8 +51,6 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics.")
     metrics_port: int = Field(default=9464, description="Port of /metrics; 0 picks a free one.")
-    web_host: str = Field(default="127.0.0.1", description="Bind address of the Faust web server.")
-    web_port: int = Field(default=6066, description="Port of the Faust web server.")
     batch_size: int = Field(default=32, ge=1, description="Largest micro-batch a scorer takes.")
     batch_max_wait_s: float = Field(
         default=0.05, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
@@ -63,8 +61,32 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    alert_drop_threshold: float = Field(
+        default=-0.5,
+        lt=0,
+        description="Ticker alert: short-window mean minus baseline at or below.",
+    )
+    alert_min_volume: int = Field(
+        default=5, ge=1, description="Ticker alert: items the short window needs."
+    )
+    alert_burst_min_count: int = Field(
+        default=5, ge=1, description="Ticker alert: strongly negative items that make a burst."
+    )
+    alert_cooldown_s: float = Field(
+        default=1800, ge=0, description="Quiet time per subject after an alert (seconds)."
+    )
+    spike_min_count: int = Field(
+        default=10, ge=1, description="Complaint spike: least messages of one intent in 5 min."
+    )
+    spike_factor: float = Field(
+        default=3.0, gt=1, description="Complaint spike: times the intent's baseline count."
+    )
     max_record_bytes: int = Field(
         default=1_000_000, ge=1024, description="Larger input records go to the DLQ."
+    )
+    max_input_message_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="Kafka max.message.bytes of created input topics.",
     )
     config_dir: Path = Field(
         default=_PROJECT_ROOT / "deploy" / "config",
@@ -89,15 +111,14 @@ class Settings(BaseSettings):
     def all_topics(self) -> list[str]:
         """Every topic the pipeline reads or writes, dead-letter topics included."""
         inputs = [self.topic_news_raw, self.topic_messages_raw, self.topic_feedback]
+        internal = [self.topic_news_scored, self.topic_messages_scored, self.topic_tickets_routed]
         return [
             *inputs,
-            self.topic_news_scored,
-            self.topic_messages_scored,
-            self.topic_tickets_routed,
+            *internal,
             self.topic_recommendations,
             self.topic_alerts,
             self.topic_models_control,
-            *[self.dlq_topic(t) for t in inputs],
+            *[self.dlq_topic(t) for t in [*inputs, *internal]],
         ]
 
     def resolved_state_dir(self) -> Path:

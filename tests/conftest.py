@@ -11,6 +11,8 @@ import pytest
 from deploy.broker import BrokerError, LocalBroker, broker_answers, fetch_jars
 from streams.settings import Settings
 
+pytest_plugins = ["tests.model_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

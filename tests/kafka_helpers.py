@@ -20,7 +20,9 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 4) -> 
 
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Send ``(key, value)`` pairs, wait for every acknowledgement, return how many."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024
+    )
     count = 0
     try:
         for key, value in records:

@@ -17,16 +17,35 @@ from models.pipeline import ensure_models
 from models.training import TrainConfig
 from streams.settings import Settings
 
-# Small and quick (about a minute for both on 2 CPU cores), yet trained well past chance:
-# sentiment reaches ~0.7 accuracy and intent ~0.5 on their held-out samples.
+# Small and quick (about 90 s for both, one thread, on a busy 2-core machine), yet trained
+# well past chance: sentiment ~0.73 accuracy, intent ~0.77 on their held-out samples. One
+# thread: two torch threads slow down several-fold when another process holds a core.
 FIXTURE_CONFIGS = {
     "sentiment": TrainConfig(
-        epochs=2, max_length=64, batch_size=16, lr=1e-4, head_lr=5e-3, limit=400, eval_limit=200
+        epochs=2,
+        max_length=64,
+        batch_size=16,
+        lr=1e-4,
+        head_lr=5e-3,
+        limit=400,
+        eval_limit=200,
+        threads=1,
     ),
     "intent": TrainConfig(
-        epochs=2, max_length=32, batch_size=16, lr=2e-4, head_lr=1e-2, limit=616, eval_limit=231
+        epochs=2,
+        max_length=32,
+        batch_size=16,
+        lr=2e-4,
+        head_lr=1e-2,
+        limit=616,
+        eval_limit=231,
+        threads=1,
     ),
 }
+
+# Two briefly trained models have many near-ties that int8 rounding flips (measured 0.97-0.98
+# on ~200 held-out texts); the production bar of 0.97 is meant for fully trained models.
+FIXTURE_MIN_INT8_AGREEMENT = 0.9
 
 
 def fixture_data_dir() -> Path:
@@ -51,5 +70,11 @@ def copy_registry(source: Path, target: Path) -> Path:
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Registry root with a trained, exported, verified and promoted version per task."""
     root = tmp_path_factory.mktemp("registry")
-    ensure_models(root, fixture_data_dir(), configs=FIXTURE_CONFIGS, show_progress=False)
+    ensure_models(
+        root,
+        fixture_data_dir(),
+        configs=FIXTURE_CONFIGS,
+        show_progress=False,
+        min_int8_agreement=FIXTURE_MIN_INT8_AGREEMENT,
+    )
     return root

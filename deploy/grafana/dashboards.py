@@ -1,0 +1,494 @@
+"""The Grafana dashboards of streamsense, built as plain dicts and written as JSON files.
+
+``python -m deploy.grafana.dashboards`` rewrites ``deploy/grafana/dashboards/*.json``;
+``--check`` exits 1 when a file on disk differs from what this module builds (the unit tests
+check the same, so the JSON cannot drift from the code).
+
+Queries use fixed windows (``[1m]``, ``[5m]``, ``[1h]``) rather than Grafana's
+``$__rate_interval`` so that each one is plain PromQL the tests can send to Prometheus as is.
+Labels are the bounded ones of ``streams/metrics.py`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DATASOURCE_UID = "streamsense-prometheus"
+DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+SCHEMA_VERSION = 39
+WIDTH = 24
+
+
+def target(expr: str, legend: str = "", ref_id: str = "A", **extra: Any) -> dict[str, Any]:
+    """One Prometheus query of a panel."""
+    return {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": True,
+        "refId": ref_id,
+        **extra,
+    }
+
+
+def _targets(queries: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+
+
+def timeseries(
+    title: str,
+    queries: Sequence[tuple[str, str]],
+    unit: str = "short",
+    description: str = "",
+    stack: bool = False,
+    bars: bool = False,
+) -> dict[str, Any]:
+    """A time-series panel (position filled in by :func:`layout`)."""
+    custom: dict[str, Any] = {"drawStyle": "bars" if bars else "line", "fillOpacity": 10}
+    if stack:
+        custom["stacking"] = {"mode": "normal", "group": "A"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": {"unit": unit, "custom": custom}, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "targets": _targets(queries),
+    }
+
+
+def stat(
+    title: str, queries: Sequence[tuple[str, str]], unit: str = "short", description: str = ""
+) -> dict[str, Any]:
+    """A single-value panel showing each series' last value."""
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "value_and_name",
+            "colorMode": "none",
+        },
+        "targets": _targets(queries),
+    }
+
+
+def distribution(title: str, expr: str, description: str = "") -> dict[str, Any]:
+    """A bar gauge of a histogram's buckets (cumulative buckets shown per bucket)."""
+    return {
+        "type": "bargauge",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
+        "options": {
+            "displayMode": "gradient",
+            "orientation": "vertical",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        },
+        "targets": [target(expr, "{{le}}", "A", format="heatmap", instant=True, range=False)],
+    }
+
+
+def row(title: str) -> dict[str, Any]:
+    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+
+
+def layout(items: Sequence[dict[str, Any] | tuple[dict[str, Any], ...]]) -> list[dict[str, Any]]:
+    """Give every panel an id and a grid position: a row panel spans the width, a tuple of
+    panels shares one line of the grid."""
+    out: list[dict[str, Any]] = []
+    y = 0
+    next_id = 1
+    for item in items:
+        line = item if isinstance(item, tuple) else (item,)
+        if len(line) == 1 and line[0]["type"] == "row":
+            out.append({**line[0], "id": next_id, "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": y}})
+            next_id += 1
+            y += 1
+            continue
+        width = WIDTH // len(line)
+        height = 4 if all(p["type"] == "stat" for p in line) else 8
+        for i, panel in enumerate(line):
+            grid = {"h": height, "w": width, "x": i * width, "y": y}
+            out.append({**panel, "id": next_id, "gridPos": grid})
+            next_id += 1
+        y += height
+    return out
+
+
+def dashboard(uid: str, title: str, description: str, items: list[Any]) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["streamsense"],
+        "timezone": "utc",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": []},
+        "annotations": {"list": []},
+        "links": [
+            {
+                "type": "dashboards",
+                "tags": ["streamsense"],
+                "title": "streamsense",
+                "asDropdown": True,
+            }
+        ],
+        "panels": layout(items),
+    }
+
+
+def _quantiles(
+    metric: str, by: str, qs: Sequence[float], window: str = "5m"
+) -> list[tuple[str, str]]:
+    return [
+        (
+            f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[{window}])))",
+            f"p{round(q * 100)} {{{{{by}}}}}",
+        )
+        for q in qs
+    ]
+
+
+def pipeline() -> dict[str, Any]:
+    """Throughput, dead letters, batching, latency, lag and the models in service."""
+    return dashboard(
+        "streamsense-pipeline",
+        "streamsense — pipeline",
+        "Records in and out of every topic, dead letters, micro-batching, inference and "
+        "end-to-end latency, consumer lag and the model versions the workers serve.",
+        [
+            (
+                stat(
+                    "Processes reporting",
+                    [("count by (version) (streamsense_build_info)", "{{version}}")],
+                    description="streamsense processes Prometheus scrapes (workers, scheduler).",
+                ),
+                stat(
+                    "Input records / s",
+                    [("sum(rate(streamsense_batch_size_sum[5m]))", "scorers")],
+                    unit="reqps",
+                    description="Records the scorers took in micro-batches.",
+                ),
+                stat(
+                    "Dead letters / s",
+                    [
+                        (
+                            "sum(rate(streamsense_records_dead_lettered_total[5m])) or vector(0)",
+                            "dlq",
+                        )
+                    ],
+                    unit="reqps",
+                ),
+                stat(
+                    "Max partition lag",
+                    [("max(streamsense_consumer_lag)", "records")],
+                    description="Largest lag of any input partition of the consumer group.",
+                ),
+            ),
+            row("Throughput"),
+            (
+                timeseries(
+                    "Records consumed / s by topic",
+                    [
+                        (
+                            "sum by (topic) (rate(streamsense_records_consumed_total[1m]))",
+                            "{{topic}}",
+                        )
+                    ],
+                    unit="reqps",
+                ),
+                timeseries(
+                    "Records produced / s by topic",
+                    [
+                        (
+                            "sum by (topic) (rate(streamsense_records_produced_total[1m]))",
+                            "{{topic}}",
+                        )
+                    ],
+                    unit="reqps",
+                    description="Confirmed sends, dead letters included (topic *.dlq).",
+                ),
+            ),
+            (
+                timeseries(
+                    "Dead-lettered / s by topic and reason",
+                    [
+                        (
+                            "sum by (topic, reason) "
+                            "(rate(streamsense_records_dead_lettered_total[1m]))",
+                            "{{topic}} {{reason}}",
+                        )
+                    ],
+                    unit="reqps",
+                    stack=True,
+                ),
+                timeseries(
+                    "Scorer batch size",
+                    [
+                        *_quantiles("streamsense_batch_size", "agent", (0.5, 0.95), "1m"),
+                        (
+                            "sum by (agent) (rate(streamsense_batch_size_sum[1m])) / "
+                            "sum by (agent) (rate(streamsense_batch_size_count[1m]))",
+                            "mean {{agent}}",
+                        ),
+                    ],
+                    description="Records per micro-batch; small batches at high input rate "
+                    "mean the wait bound is too short.",
+                ),
+            ),
+            row("Latency"),
+            (
+                timeseries(
+                    "Inference seconds per batch (p50, p95)",
+                    _quantiles("streamsense_inference_seconds", "task", (0.5, 0.95), "1m"),
+                    unit="s",
+                ),
+                timeseries(
+                    "End-to-end latency (p50, p95, p99)",
+                    _quantiles("streamsense_end_to_end_seconds", "topic", (0.5, 0.95, 0.99), "1m"),
+                    unit="s",
+                    description="Event time of the input to the output confirmed by the broker.",
+                ),
+            ),
+            row("Consumer group and models"),
+            (
+                timeseries(
+                    "Consumer lag by partition",
+                    [
+                        (
+                            "max by (topic, partition) (streamsense_consumer_lag)",
+                            "{{topic}}/{{partition}}",
+                        )
+                    ],
+                    description="Every worker reports the whole group's lag; max de-duplicates.",
+                ),
+                timeseries(
+                    "Workers per model version in service",
+                    [
+                        (
+                            "count by (task, version) (streamsense_model_info == 1)",
+                            "{{task}} {{version}}",
+                        )
+                    ],
+                    description="Two versions of one task at once: a swap is rolling out.",
+                ),
+                timeseries(
+                    "Model swaps (per hour)",
+                    [("sum by (task) (increase(streamsense_model_swaps_total[1h]))", "{{task}}")],
+                ),
+            ),
+        ],
+    )
+
+
+def models_and_alerts() -> dict[str, Any]:
+    """What the models predict, how sure and how right they are, alerts and retraining."""
+    conf = "streamsense_prediction_confidence"
+    return dashboard(
+        "streamsense-models",
+        "streamsense — models & alerts",
+        "Predictions by label, confidence, alerts by kind, online accuracy from feedback, "
+        "and the retrain job with its gate.",
+        [
+            row("Predictions"),
+            (
+                timeseries(
+                    "Sentiment predictions / s by label",
+                    [
+                        (
+                            'sum by (label) (rate(streamsense_predictions_total{task="sentiment"}'
+                            "[1m]))",
+                            "{{label}}",
+                        )
+                    ],
+                    unit="reqps",
+                    stack=True,
+                ),
+                timeseries(
+                    "Intent predictions / s, top 10 labels",
+                    [
+                        (
+                            "topk(10, sum by (label) "
+                            '(rate(streamsense_predictions_total{task="intent"}[5m])))',
+                            "{{label}}",
+                        )
+                    ],
+                    unit="reqps",
+                ),
+            ),
+            (
+                timeseries(
+                    "Confidence (p10, p50) by task",
+                    _quantiles(conf, "task", (0.1, 0.5)),
+                    unit="percentunit",
+                ),
+                timeseries(
+                    "Share of predictions below 0.5 confidence",
+                    [
+                        (
+                            f'sum by (task) (rate({conf}_bucket{{le="0.5"}}[5m])) / '
+                            f"sum by (task) (rate({conf}_count[5m]))",
+                            "{{task}}",
+                        )
+                    ],
+                    unit="percentunit",
+                ),
+                distribution(
+                    "Confidence distribution (last hour)",
+                    f"sum by (le) (increase({conf}_bucket[1h]))",
+                    description="Predictions per confidence bucket, both tasks.",
+                ),
+            ),
+            row("Alerts and online accuracy"),
+            (
+                timeseries(
+                    "Alerts raised by kind (per hour)",
+                    [("sum by (kind) (increase(streamsense_alerts_total[1h]))", "{{kind}}")],
+                ),
+                timeseries(
+                    "Online accuracy by task",
+                    [
+                        (
+                            "sum by (task) (increase(streamsense_online_correct_total[1h])) / "
+                            "sum by (task) (increase(streamsense_online_judged_total[1h]))",
+                            "{{task}} (1h, all workers)",
+                        ),
+                        ("avg by (task) (streamsense_online_accuracy)", "{{task}} (gauge)"),
+                    ],
+                    unit="percentunit",
+                    description="Feedback that agrees with the prediction that was served.",
+                ),
+                timeseries(
+                    "Feedback / min by task",
+                    [
+                        (
+                            "sum by (task) (rate(streamsense_feedback_received_total[5m])) * 60",
+                            "{{task}} received",
+                        ),
+                        (
+                            "sum by (task) (rate(streamsense_online_judged_total[5m])) * 60",
+                            "{{task}} joined to a prediction",
+                        ),
+                    ],
+                ),
+            ),
+            row("Retraining"),
+            (
+                timeseries(
+                    "Retrain runs by outcome (last 24 h)",
+                    [
+                        (
+                            "sum by (task, outcome) (increase(streamsense_retrain_runs_total[1d]))",
+                            "{{task}} {{outcome}}",
+                        )
+                    ],
+                ),
+                timeseries(
+                    "Retrain duration",
+                    [
+                        (
+                            "sum by (task) (increase(streamsense_retrain_seconds_sum[1d])) / "
+                            "sum by (task) (increase(streamsense_retrain_seconds_count[1d]))",
+                            "mean {{task}}",
+                        ),
+                        *_quantiles("streamsense_retrain_seconds", "task", (0.95,), "1d"),
+                    ],
+                    unit="s",
+                ),
+                timeseries(
+                    "Gate decisions (last 24 h)",
+                    [
+                        (
+                            "sum by (task, decision) "
+                            "(increase(streamsense_gate_decisions_total[1d]))",
+                            "{{task}} {{decision}}",
+                        )
+                    ],
+                ),
+            ),
+        ],
+    )
+
+
+def build() -> dict[str, dict[str, Any]]:
+    """Every dashboard, by file name."""
+    return {
+        "streamsense-pipeline.json": pipeline(),
+        "streamsense-models.json": models_and_alerts(),
+    }
+
+
+def render_json(board: dict[str, Any]) -> str:
+    return json.dumps(board, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def stale_files(out_dir: Path = OUT_DIR) -> list[str]:
+    """Dashboard files that are missing, differ from :func:`build`, or are not built by it."""
+    built = build()
+    stale = [
+        name
+        for name, board in built.items()
+        if not (out_dir / name).is_file()
+        or (out_dir / name).read_text(encoding="utf-8") != render_json(board)
+    ]
+    stale += [p.name for p in sorted(out_dir.glob("*.json")) if p.name not in built]
+    return stale
+
+
+def write(out_dir: Path = OUT_DIR) -> list[Path]:
+    """Write every dashboard; remove JSON files this module no longer builds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = build()
+    for path in out_dir.glob("*.json"):
+        if path.name not in built:
+            path.unlink()
+    paths = []
+    for name, board in built.items():
+        path = out_dir / name
+        path.write_text(render_json(board), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output directory")
+    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files(args.out)
+        if stale:
+            print(
+                f"stale dashboards in {args.out}: {', '.join(stale)}; "
+                "run python -m deploy.grafana.dashboards",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    for path in write(args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""The closing-the-loop commands of the ``streamsense`` script: feedback, retrain, scheduler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.data import TASKS, task_labels
+from models.exceptions import ModelsError
+from retrain.exceptions import RetrainError
+from retrain.job import Publish, RetrainReport, run_retrain
+from retrain.store import FeedbackStore
+from streams.errors import StreamsenseError
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+console = Console()
+errors = Console(stderr=True)
+
+# Defaults of the settings this module reads with getattr until Settings has them.
+DEFAULTS: dict[str, Any] = {
+    "retrain_cron": "0 3 * * *",
+    "retrain_min_new_labels": 500,
+    "retrain_check_interval_s": 60.0,
+    "retrain_replay_ratio": 1.0,
+    "gate_tolerance": 0.01,
+    "feedback_retention_days": 90,
+}
+ID_PREFIX = {"sentiment": "tw", "intent": "b77"}  # the ids `streamsense replay` gives
+
+
+def _setting(settings: Settings, name: str) -> Any:
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def _task(value: str) -> str:
+    if value not in TASKS:
+        raise typer.BadParameter(f"expected one of {', '.join(TASKS)}")
+    return value
+
+
+TaskOption = Annotated[str, typer.Option("--task", help="sentiment or intent", callback=_task)]
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Turn our own errors into one red line on stderr and exit status 1."""
+    try:
+        yield
+    except (RetrainError, ModelsError, StreamsenseError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def make_publisher(settings: Settings) -> Publish:
+    """``publish(task, version, action)``: one ModelControl record on the control topic."""
+
+    def publish(task: str, version: str, action: str) -> None:
+        from kafka import KafkaProducer
+
+        from streams.bootstrap import resolve_bootstrap
+        from streams.records import ModelControl, encode
+
+        record = ModelControl.model_validate(
+            {"task": task, "version": version, "action": action, "at": datetime.now(UTC)}
+        )
+        producer = KafkaProducer(
+            bootstrap_servers=resolve_bootstrap(settings, start=False), acks="all"
+        )
+        try:
+            topic = settings.topic_models_control
+            producer.send(topic, key=task.encode(), value=encode(record)).get(timeout=30)
+        finally:
+            producer.close()
+        logger.info("announced %s %s/%s on %s", action, task, version, topic)
+
+    return publish
+
+
+def print_report(report: RetrainReport, out: Console) -> None:
+    """The gate's comparison as a table, then its reasons."""
+    out.print(f"[bold]{report.task}[/bold]: {report.status} — {report.message}", highlight=False)
+    champ, cand = report.champion_eval, report.candidate_eval
+    if champ is None or cand is None or report.decision is None:
+        return
+    table = Table("metric", f"champion {champ.version}", f"candidate {cand.version}", "change")
+    for label, attr in (
+        ("recent-feedback accuracy", "recent_accuracy"),
+        ("recent-feedback macro-F1", "recent_macro_f1"),
+        ("held-out accuracy", "heldout_accuracy"),
+        ("held-out macro-F1", "heldout_macro_f1"),
+    ):
+        a, b = getattr(champ, attr), getattr(cand, attr)
+        table.add_row(label, f"{a:.4f}", f"{b:.4f}", f"{(b - a) * 100:+.2f} pts")
+    out.print(table)
+    data = report.data
+    out.print(
+        f"rows: {data.get('feedback_train_rows')} feedback + {data.get('replay_rows')} replay "
+        f"trained, {cand.recent_n} recent / {cand.heldout_n} held-out judged; feedback ids "
+        f"{report.feedback_ids}; training {report.train_seconds:.0f}s, run "
+        f"{report.wall_seconds:.0f}s",
+        highlight=False,
+    )
+    for reason in report.decision.reasons:
+        out.print(f"  {reason}", highlight=False)
+
+
+def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
+    """Add ``feedback``, ``retrain`` and ``scheduler`` to ``app``."""
+
+    @app.command()
+    def feedback(
+        task: TaskOption,
+        input_file: Annotated[
+            Path, typer.Option("--input", help="CSV/JSONL with text, label and optional id")
+        ],
+        annotator: Annotated[str, typer.Option(help="Who labelled these items.")] = "cli",
+        limit: Annotated[int | None, typer.Option(min=1, help="Send at most N items.")] = None,
+        skip: Annotated[int, typer.Option(min=0, help="Skip the first N data rows.")] = 0,
+        id_prefix: Annotated[
+            str | None, typer.Option(help="Ids of rows without one: PREFIX-<row>.")
+        ] = None,
+    ) -> None:
+        """Send labelled items as feedback records (ids match `streamsense replay`'s)."""
+        from kafka import KafkaProducer
+
+        from retrain.labelled_file import read_labelled
+        from streams.bootstrap import resolve_bootstrap
+        from streams.records import Feedback, encode
+        from streams.topics import ensure_topics
+
+        settings = get_settings()
+        with _clean_errors():
+            items = list(
+                read_labelled(
+                    input_file,
+                    task_labels(task, settings.data_dir),
+                    id_prefix=id_prefix or ID_PREFIX[task],
+                    skip=skip,
+                    limit=limit,
+                )
+            )
+            bootstrap = resolve_bootstrap(settings)
+            ensure_topics(settings, bootstrap)
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+            try:
+                for item in items:
+                    record = Feedback.model_validate(
+                        {
+                            "item_id": item.item_id,
+                            "task": task,
+                            "label": item.label,
+                            "annotator": annotator,
+                            "at": datetime.now(UTC),
+                            "text": item.text,
+                        }
+                    )
+                    producer.send(
+                        settings.topic_feedback, key=item.item_id.encode(), value=encode(record)
+                    )
+                producer.flush(timeout=60)
+            finally:
+                producer.close()
+        console.print(f"sent {len(items)} feedback record(s) to {settings.topic_feedback}")
+
+    @app.command()
+    def retrain(
+        task: TaskOption,
+        now: Annotated[bool, typer.Option("--now", help="Run one retrain now.")] = False,
+        epochs: Annotated[int | None, typer.Option(min=1, help="Epochs.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
+        head_lr: Annotated[float | None, typer.Option(help="Head learning rate.")] = None,
+        threads: Annotated[int | None, typer.Option(min=0, help="CPU threads; 0 = all.")] = None,
+        replay_ratio: Annotated[
+            float | None, typer.Option(min=0.0, help="Original rows replayed per new row.")
+        ] = None,
+        tolerance: Annotated[
+            float | None, typer.Option(min=0.0, help="Held-out accuracy the gate lets go.")
+        ] = None,
+        min_new_labels: Annotated[
+            int | None, typer.Option(min=1, help="Skip with fewer new labels.")
+        ] = None,
+        force: Annotated[bool, typer.Option(help="Run even if nothing is new.")] = False,
+        publish: Annotated[
+            bool, typer.Option("--publish/--no-publish", help="Announce a promotion.")
+        ] = True,
+    ) -> None:
+        """Without --now: where the task stands. With --now: retrain, gate, print the decision."""
+        settings = get_settings()
+        with _clean_errors():
+            store = FeedbackStore.open(settings.feedback_db_url)
+            if not now:
+                _print_status(task, settings, store)
+                return
+            overrides = {"epochs": epochs, "lr": lr, "head_lr": head_lr, "threads": threads}
+            report = run_retrain(
+                task,
+                registry_root=settings.registry_dir,
+                data_dir=settings.data_dir,
+                store=store,
+                config_overrides={k: v for k, v in overrides.items() if v is not None},
+                replay_ratio=_or(replay_ratio, _setting(settings, "retrain_replay_ratio")),
+                tolerance=_or(tolerance, _setting(settings, "gate_tolerance")),
+                min_new_labels=_or(min_new_labels, _setting(settings, "retrain_min_new_labels")),
+                force=force,
+                publish=make_publisher(settings) if publish else None,
+                show_progress=console.is_terminal,
+            )
+        print_report(report, console)
+        if report.status == "failed":
+            raise typer.Exit(1)
+
+    @app.command()
+    def scheduler(
+        tasks: Annotated[
+            list[str] | None, typer.Option("--task", help="Task(s) to schedule; default all.")
+        ] = None,
+        cron: Annotated[str | None, typer.Option(help="Crontab (UTC); '' disables.")] = None,
+        min_new_labels: Annotated[
+            int | None, typer.Option(min=0, help="Labels that trigger a run; 0 disables.")
+        ] = None,
+    ) -> None:
+        """Run the retrain scheduler in the foreground until Ctrl-C."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from retrain.scheduler import RetrainScheduler
+
+        settings = get_settings()
+        chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
+        threshold = _or(min_new_labels, _setting(settings, "retrain_min_new_labels"))
+        with _clean_errors():
+            store = FeedbackStore.open(settings.feedback_db_url)
+            publisher = make_publisher(settings)
+
+            def run(task: str) -> None:
+                try:
+                    report = run_retrain(
+                        task,
+                        registry_root=settings.registry_dir,
+                        data_dir=settings.data_dir,
+                        store=store,
+                        replay_ratio=_setting(settings, "retrain_replay_ratio"),
+                        tolerance=_setting(settings, "gate_tolerance"),
+                        min_new_labels=threshold or _setting(settings, "retrain_min_new_labels"),
+                        publish=publisher,
+                        show_progress=False,
+                    )
+                except RetrainError as exc:
+                    logger.warning("retrain of %s not run: %s", task, exc)
+                    return
+                print_report(report, console)
+
+            runner = RetrainScheduler(
+                chosen,
+                run,
+                lambda task: store.count_new(task, store.last_attempt(task)),
+                cron=_or(cron, _setting(settings, "retrain_cron")) or None,
+                min_new_labels=threshold,
+                check_interval_s=_setting(settings, "retrain_check_interval_s"),
+            )
+            retention = timedelta(days=_setting(settings, "feedback_retention_days"))
+            runner.scheduler.add_job(
+                store.purge_texts,
+                IntervalTrigger(hours=24, timezone="UTC"),
+                args=[retention],
+                id="feedback-retention",
+                next_run_time=datetime.now(UTC),
+            )
+            runner.start()
+        console.print(f"retrain scheduler running for {', '.join(chosen)}; Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping: a retrain in progress finishes first (Ctrl-C again aborts)")
+            runner.shutdown(wait=True)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _print_status(task: str, settings: Settings, store: FeedbackStore) -> None:
+    from models.registry import Registry
+
+    production = Registry(settings.registry_dir).production(task)
+    through = store.trained_through(task, production) if production else 0
+    accuracy = store.online_accuracy(task)
+    console.print(
+        f"{task}: production {production or 'none'} (trained through feedback id {through}); "
+        f"{store.count_new(task, through)} labelled text(s) it has not seen, "
+        f"{store.count_new(task, store.last_attempt(task))} since the last retrain run "
+        f"(a run needs {_setting(settings, 'retrain_min_new_labels')}); online accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'} over the last 500 judged labels. "
+        "Run with --now to retrain.",
+        highlight=False,
+    )

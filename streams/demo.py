@@ -1,0 +1,128 @@
+"""``streamsense run``: broker, models, worker, a replay of real data, and the live view."""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from models.data import LabeledData, load_banking77, load_twitter
+from models.pipeline import ensure_models
+from streams.bootstrap import local_broker
+from streams.live import LiveState, follow, start_thread
+from streams.replay import customer_messages, news_items, produce_items
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+TWITTER_FILE = Path("twitter_financial_news") / "sent_train.csv"
+
+
+def _shuffled(data: LabeledData, seed: int) -> LabeledData:
+    order = list(range(len(data)))
+    random.Random(seed).shuffle(order)
+    return data.subset(order)
+
+
+def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.Event) -> None:
+    """Mixed real news and messages, then an outage (a burst of real card_not_working
+    messages) and a shock (real bearish headlines about one ticker)."""
+    news = _shuffled(load_twitter(settings.data_dir / TWITTER_FILE), 11)
+    messages = _shuffled(load_banking77(settings.data_dir), 12)
+    threads = [
+        start_thread(
+            lambda: produce_items(
+                bootstrap, settings.topic_news_raw, news_items(news), rate=rate, stop=stop
+            ),
+            "replay-news",
+        ),
+        start_thread(
+            lambda: produce_items(
+                bootstrap,
+                settings.topic_messages_raw,
+                customer_messages(messages),
+                rate=rate,
+                stop=stop,
+            ),
+            "replay-messages",
+        ),
+    ]
+    if stop.wait(180):
+        return
+    outage = messages.subset(
+        [i for i, lab in enumerate(messages.labels) if lab == "card_not_working"][:40]
+    )
+    produce_items(
+        bootstrap,
+        settings.topic_messages_raw,
+        customer_messages(outage, prefix="outage"),
+        rate=10,
+        stop=stop,
+    )
+    bearish = news.subset([i for i, lab in enumerate(news.labels) if lab == "negative"][:15])
+    produce_items(
+        bootstrap,
+        settings.topic_news_raw,
+        news_items(bearish, prefix="shock", tickers=["ACME"]),
+        rate=2,
+        stop=stop,
+    )
+    for thread in threads:
+        thread.join()
+
+
+def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
+    """Bring everything up, show the live view, and stop it all on Ctrl-C."""
+    broker = None
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        broker = local_broker(settings)
+        started = broker.status() is None
+        bootstrap = broker.start().bootstrap
+        if not started:
+            broker = None  # someone else's broker: leave it running
+    console.print(f"Kafka: {bootstrap}")
+    versions = ensure_models(settings.registry_dir, settings.data_dir)
+    console.print(f"models in production: {versions}")
+    ensure_topics(settings, bootstrap)
+    log_path = settings.resolved_state_dir() / "worker.log"
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    console.print(f"worker pid {worker.pid}, log {log_path}; Ctrl-C stops everything")
+    stop = threading.Event()
+    state = LiveState(settings)
+    start_thread(lambda: follow(bootstrap, settings, state, stop), "live-follow")
+    start_thread(lambda: _scenario(bootstrap, settings, rate, stop), "scenario")
+    try:
+        with Live(state.render(), console=console, refresh_per_second=2) as live:
+            while worker.poll() is None:
+                live.update(state.render())
+                time.sleep(0.5)
+        console.print(f"[red]the worker exited ({worker.returncode}); see {log_path}")
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stop.set()
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if broker is not None:
+            broker.stop()
+        console.print("stopped.")

@@ -1,0 +1,146 @@
+"""Every Prometheus metric streamsense exports, defined in one place on an injected registry.
+
+Conventions: ``streamsense_`` prefix, base units (seconds), ``_total`` counters, and labels of
+bounded cardinality only (topic, task, label, kind, reason, version): never an item id,
+customer id or text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+RETRAIN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 2400, 3600)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metric objects; build with :meth:`create` on a registry."""
+
+    registry: CollectorRegistry
+    records_in: Counter
+    records_out: Counter
+    records_dlq: Counter
+    batch_size: Histogram
+    inference_seconds: Histogram
+    end_to_end_seconds: Histogram
+    predictions: Counter
+    confidence: Histogram
+    alerts: Counter
+    model_info: Gauge
+    swaps: Counter
+    retrain_runs: Counter
+    retrain_seconds: Histogram
+    gate_decisions: Counter
+    feedback: Counter
+    online_correct: Counter
+    online_total: Counter
+    online_accuracy: Gauge
+    consumer_lag: Gauge
+    build_info: Info
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """Define every metric on ``registry`` (a fresh one by default)."""
+        r = registry if registry is not None else CollectorRegistry()
+        p = "streamsense"
+        return cls(
+            registry=r,
+            records_in=Counter(f"{p}_records_consumed", "Records consumed.", ["topic"], registry=r),
+            records_out=Counter(
+                f"{p}_records_produced", "Records produced.", ["topic"], registry=r
+            ),
+            records_dlq=Counter(
+                f"{p}_records_dead_lettered",
+                "Records sent to a DLQ.",
+                ["topic", "reason"],
+                registry=r,
+            ),
+            batch_size=Histogram(
+                f"{p}_batch_size",
+                "Records per scorer micro-batch.",
+                ["agent"],
+                buckets=BATCH_BUCKETS,
+                registry=r,
+            ),
+            inference_seconds=Histogram(
+                f"{p}_inference_seconds",
+                "Model time per batch.",
+                ["task"],
+                buckets=INFERENCE_BUCKETS,
+                registry=r,
+            ),
+            end_to_end_seconds=Histogram(
+                f"{p}_end_to_end_seconds",
+                "Event time to output produced.",
+                ["topic"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            ),
+            predictions=Counter(
+                f"{p}_predictions", "Predictions by task and label.", ["task", "label"], registry=r
+            ),
+            confidence=Histogram(
+                f"{p}_prediction_confidence",
+                "Probability of the predicted label.",
+                ["task"],
+                buckets=CONFIDENCE_BUCKETS,
+                registry=r,
+            ),
+            alerts=Counter(f"{p}_alerts", "Alerts raised.", ["kind"], registry=r),
+            model_info=Gauge(
+                f"{p}_model_info",
+                "1 for the model version in service.",
+                ["task", "version"],
+                registry=r,
+            ),
+            swaps=Counter(
+                f"{p}_model_swaps", "Hot swaps of a serving model.", ["task"], registry=r
+            ),
+            retrain_runs=Counter(
+                f"{p}_retrain_runs", "Retrain runs by outcome.", ["task", "outcome"], registry=r
+            ),
+            retrain_seconds=Histogram(
+                f"{p}_retrain_seconds",
+                "Duration of a retrain run.",
+                ["task"],
+                buckets=RETRAIN_BUCKETS,
+                registry=r,
+            ),
+            gate_decisions=Counter(
+                f"{p}_gate_decisions", "Gate decisions.", ["task", "decision"], registry=r
+            ),
+            feedback=Counter(
+                f"{p}_feedback_received", "Feedback labels stored.", ["task"], registry=r
+            ),
+            online_correct=Counter(
+                f"{p}_online_correct",
+                "Feedback that agrees with the served prediction.",
+                ["task"],
+                registry=r,
+            ),
+            online_total=Counter(
+                f"{p}_online_judged",
+                "Feedback joined to a served prediction.",
+                ["task"],
+                registry=r,
+            ),
+            online_accuracy=Gauge(
+                f"{p}_online_accuracy",
+                "Accuracy of served predictions over recent feedback.",
+                ["task"],
+                registry=r,
+            ),
+            consumer_lag=Gauge(
+                f"{p}_consumer_lag",
+                "Records behind the end of a partition.",
+                ["topic", "partition"],
+                registry=r,
+            ),
+            build_info=Info(f"{p}_build", "streamsense version.", registry=r),
+        )

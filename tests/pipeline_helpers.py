@@ -1,0 +1,164 @@
+"""Running real worker processes against the test broker, and reading what they produce."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from deploy.broker import free_port
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+TOPIC_FIELDS = (
+    "topic_news_raw",
+    "topic_messages_raw",
+    "topic_news_scored",
+    "topic_messages_scored",
+    "topic_tickets_routed",
+    "topic_recommendations",
+    "topic_alerts",
+    "topic_feedback",
+    "topic_models_control",
+)
+
+
+@dataclass
+class Pipeline:
+    """A private set of topics, a consumer group and the settings workers get for them."""
+
+    bootstrap: str
+    settings: Settings
+    env: dict[str, str]
+    workdir: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    metrics_ports: list[int] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls, bootstrap: str, unique: str, registry: Path, workdir: Path, **extra: str
+    ) -> Pipeline:
+        values = {
+            "kafka_bootstrap": bootstrap,
+            "app_id": f"ss-{unique}",
+            "registry_dir": str(registry),
+            "state_dir": str(workdir / "state"),
+            "topic_partitions": "4",
+            "batch_size": "16",
+            "batch_max_wait_s": "0.05",
+            "inference_threads": "1",
+            "log_level": "INFO",
+            **{
+                name: f"{name.removeprefix('topic_').replace('_', '.')}.{unique}"
+                for name in TOPIC_FIELDS
+            },
+            **extra,
+        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSENSE_")}
+        env.update({f"STREAMSENSE_{k.upper()}": v for k, v in values.items()})
+        env["PYTHONUNBUFFERED"] = "1"
+        settings = Settings.model_validate(values)
+        ensure_topics(settings, bootstrap)
+        return cls(bootstrap, settings, env, workdir)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker process (its output goes to worker-N.log)."""
+        log = (self.workdir / f"worker-{len(self.metrics_ports)}.log").open("wb")
+        port = free_port()
+        self.metrics_ports.append(port)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**self.env, "STREAMSENSE_METRICS_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.workdir.glob("worker-*.log"))
+        )
+
+    def assert_workers_alive(self) -> None:
+        for proc in self.workers:
+            assert proc.poll() is None, f"worker {proc.pid} exited {proc.returncode}\n{self.logs()}"
+
+    def stop_all(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def kill_hard(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker: no shutdown code runs, nothing more is committed."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+class TopicReader:
+    """Reads a topic from the beginning (all partitions) and keeps every record."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=500,
+        )
+        self.records: list[dict[str, Any]] = []
+        self.keys: list[bytes | None] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        for message in self.consumer:
+            self.records.append(json.loads(message.value))
+            self.keys.append(message.key)
+        return self.records
+
+    def wait_for(
+        self,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout_s: float,
+        check: Callable[[], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done(self.poll()):
+                return self.records
+            if check is not None:
+                check()
+        return self.records
+
+    def wait_for_ids(
+        self,
+        ids: Iterable[str],
+        timeout_s: float,
+        check: Callable[[], None] | None = None,
+        key: str = "id",
+    ) -> Counter[str]:
+        wanted = set(ids)
+        self.wait_for(lambda recs: wanted <= {r[key] for r in recs}, timeout_s, check)
+        return Counter(r[key] for r in self.records)
+
+    def close(self) -> None:
+        self.consumer.close()
