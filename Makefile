@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := streams models retrain deploy
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint format bench broker-start broker-stop clean
+.PHONY: help install run test test-unit test-integration test-gpu lint format bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -24,14 +24,19 @@ install: $(STAMP) ## Create .venv and install the pinned dependencies (idempoten
 run: $(STAMP) ## Broker, models (trained if missing), worker and a replay of real data; Ctrl-C stops all
 	$(BIN)/streamsense run
 
-test: $(STAMP) ## Unit and integration tests against a real Kafka broker
-	$(BIN)/python -m pytest tests
+test: $(STAMP) ## Unit and integration tests against a real Kafka broker and Prometheus
+	@bash deploy/install-prometheus.sh
+	$(BIN)/python -m pytest -m "not gpu" tests
 
 test-unit: $(STAMP) ## Unit tests only (no I/O)
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
-	$(BIN)/python -m pytest tests/integration
+	@bash deploy/install-prometheus.sh
+	$(BIN)/python -m pytest -m "not gpu" tests/integration
+
+test-gpu: $(STAMP) ## Tests that need an NVIDIA GPU with a usable CUDA provider
+	$(BIN)/python -m pytest -m gpu tests
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff check $(PACKAGES) tests

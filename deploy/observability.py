@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 DEPLOY_DIR = Path(__file__).resolve().parent
 PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 RULES_FILE = PROMETHEUS_DIR / "rules.yml"
@@ -313,6 +311,8 @@ def panel_queries(dashboards: Mapping[str, Mapping[str, Any]]) -> list[PanelQuer
 
 def load_rules(path: Path = RULES_FILE) -> tuple[list[AlertRule], list[dict[str, Any]]]:
     """The alerting rules and the recording rules of a Prometheus rules file."""
+    import yaml  # a dev dependency (the tests); the render script does not need it
+
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     alerts: list[AlertRule] = []
     recordings: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ tokenizer is guarded by a lock.
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import logging
 from collections.abc import Sequence
@@ -69,8 +70,9 @@ class Classifier:
         self.max_length = int(manifest["max_length"])
         self.max_batch = max_batch
         self._encoder = TextEncoder(directory / "tokenizer.json", self.max_length)
-        self._session, self.provider, self.model_file = _open_session(directory, precision, threads)
-        outputs = self._session.get_outputs()
+        self.model_dir = directory
+        self.session, self.provider, self.model_file = _open_session(directory, precision, threads)
+        outputs = self.session.get_outputs()
         if int(outputs[0].shape[-1]) != len(self.labels):
             raise ModelsError(
                 f"{directory / self.model_file}: {outputs[0].shape[-1]} outputs for "
@@ -86,15 +88,15 @@ class Classifier:
         )
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Raw logits (batch, labels); inputs padded to the longest text of each chunk."""
-        chunks = []
-        for start in range(0, len(texts), self.max_batch):
-            ids, mask = self._encoder.encode(texts[start : start + self.max_batch])
-            out = self._session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-            chunks.append(np.asarray(out, dtype=np.float32))
-        if not chunks:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.concatenate(chunks, axis=0)
+        """Raw logits (batch, labels), in the order of ``texts``."""
+        return session_logits(
+            self.session,
+            self._encoder,
+            texts,
+            n_labels=len(self.labels),
+            per_text=self.model_file == INT8_FILE,
+            max_batch=self.max_batch,
+        )
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label and per-label probabilities of every text, in order."""
@@ -119,12 +121,46 @@ class Classifier:
         return f"Classifier({self.task}/{self.version}, {self.model_file} on {self.provider})"
 
 
+def session_logits(
+    session: Any,
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    *,
+    n_labels: int,
+    per_text: bool,
+    max_batch: int = 64,
+) -> npt.NDArray[np.float32]:
+    """Run a session over ``texts``: padded batches, or one text per call when ``per_text``.
+
+    Dynamic int8 quantization derives activation scales from the whole input tensor, so
+    in a batch a text's result would depend on its batch-mates and their padding (label
+    flips measured at 3% of texts). Running int8 one text at a time makes every result a
+    function of its text alone; on CPU it is as fast as or faster than padded batches
+    (nothing is padded). fp32 results are batch-invariant (to ~1e-6) and run batched.
+    """
+    out = np.zeros((len(texts), n_labels), dtype=np.float32)
+    step = 1 if per_text else max_batch
+    for start in range(0, len(texts), step):
+        ids, mask = encoder.encode(texts[start : start + step])
+        logits = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+        out[start : start + step] = logits
+    return out
+
+
+def nvidia_driver_present() -> bool:
+    """Whether an NVIDIA kernel driver is loaded (else trying CUDA only prints load errors)."""
+    return (
+        Path("/proc/driver/nvidia/version").exists() or ctypes.util.find_library("cuda") is not None
+    )
+
+
 def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, str, str]:
     """Open the session; return it with the provider really in use and the file served.
 
     CUDA is tried first when onnxruntime offers it; whether it is really used is read from
-    ``session.get_providers()`` (ONNX Runtime silently falls back to CPU when no usable
-    GPU exists). ``auto`` serves fp32 on CUDA and the int8 model on CPU.
+    ``session.get_providers()`` (ONNX Runtime falls back to CPU when no usable GPU
+    exists; ``get_device()`` only says what the package was built for).
+    ``auto`` serves fp32 on CUDA and the int8 model on CPU.
     """
     import onnxruntime as ort
 
@@ -133,7 +169,10 @@ def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, s
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if CUDA in ort.get_available_providers() and precision in ("auto", "fp32"):
+    offered = CUDA in ort.get_available_providers()
+    if offered and precision in ("auto", "fp32") and not nvidia_driver_present():
+        logger.info("onnxruntime offers CUDA but this machine has no NVIDIA driver; using CPU")
+    elif offered and precision in ("auto", "fp32"):
         session = ort.InferenceSession(str(directory / FP32_FILE), options, providers=[CUDA, CPU])
         if session.get_providers()[0] == CUDA:
             return session, CUDA, FP32_FILE

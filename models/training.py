@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 13
     limit: int | None = None
+    eval_limit: int | None = None
     eval_batch_size: int = 128
+    # CPU threads for torch and the ONNX checks; 0 = library default (all cores). One
+    # thread is far more robust on a machine shared with other busy processes.
+    threads: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,15 +102,15 @@ def predict_logits(
 
 def evaluate(
     model: MeanPoolClassifier, encoder: TextEncoder, data: LabeledData, batch_size: int
-) -> tuple[float, dict[str, Any]]:
-    """Held-out cross-entropy and the classification report."""
+) -> tuple[float, dict[str, Any], npt.NDArray[np.float32]]:
+    """Held-out cross-entropy, the classification report and the logits."""
     logits = predict_logits(model, encoder, data.texts, batch_size)
     target = np.asarray(data.label_ids(), dtype=np.int64)
     loss = float(
         nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(target)).item()
     )
     report = classification_report(target, logits.argmax(axis=1), data.label_names)
-    return loss, report
+    return loss, report, logits
 
 
 def _optimizer(
@@ -140,12 +145,39 @@ def fine_tune(
     *,
     log_dir: Path | None = None,
     show_progress: bool = True,
-) -> list[EpochRecord]:
+) -> tuple[list[EpochRecord], npt.NDArray[np.float32]]:
     """Train ``model`` in place; evaluate on ``heldout`` after every epoch.
+
+    Returns the per-epoch records and the held-out logits of the final model.
 
     Curves go to TensorBoard under ``log_dir`` when given. The held-out split is only
     observed, never used to pick an epoch: the last epoch's weights are the result.
     """
+    with torch_threads(config.threads):
+        return _fine_tune(model, encoder, train, heldout, config, log_dir, show_progress)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads (0: leave as is), then restore."""
+    previous = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fine_tune(
+    model: MeanPoolClassifier,
+    encoder: TextEncoder,
+    train: LabeledData,
+    heldout: LabeledData,
+    config: TrainConfig,
+    log_dir: Path | None,
+    show_progress: bool,
+) -> tuple[list[EpochRecord], npt.NDArray[np.float32]]:
     seed_everything(config.seed)
     rng = random.Random(config.seed)
     lengths = encoder.lengths(train.texts)
@@ -155,6 +187,7 @@ def fine_tune(
     optimizer, scheduler = _optimizer(model, config, total)
     writer = _summary_writer(log_dir)
     history: list[EpochRecord] = []
+    final_logits = np.zeros((0, len(model.labels)), dtype=np.float32)
     step = 0
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -186,7 +219,9 @@ def fine_tune(
                         writer.add_scalar("train/loss", float(loss.item()), step)
                         writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                     progress.update(bar, advance=1, loss=float(loss.item()))
-                heldout_loss, report = evaluate(model, encoder, heldout, config.eval_batch_size)
+                heldout_loss, report, final_logits = evaluate(
+                    model, encoder, heldout, config.eval_batch_size
+                )
                 record = EpochRecord(
                     epoch=epoch,
                     step=step,
@@ -214,7 +249,7 @@ def fine_tune(
         if writer is not None:
             writer.close()
     model.eval()
-    return history
+    return history, final_logits
 
 
 def _summary_writer(log_dir: Path | None) -> Any:

@@ -76,6 +76,10 @@ class Topics:
     news_scored_dlq: Any
     messages_scored_dlq: Any
     tickets_routed_dlq: Any
+    feedback: Any
+    feedback_dlq: Any
+    predictions: Any
+    """news.scored and tickets.routed together, for the prediction sink."""
 
 
 @dataclass
@@ -95,6 +99,7 @@ class Collaborators:
     batch_size: int
     batch_max_wait_s: float
     metrics: Metrics
+    store_executor: Executor
 
 
 def _now() -> datetime:
@@ -178,7 +183,7 @@ def fatal(agent: str, exc: BaseException) -> None:
 Agent = Callable[[Any], Awaitable[None]]
 
 
-def _batched(
+def batched(
     name: str, c: Collaborators, handle: Callable[[Sequence[Any]], Awaitable[None]]
 ) -> Agent:
     """An agent that hands micro-batches to ``handle`` and acks each batch after it."""
@@ -199,7 +204,7 @@ def _batched(
     return agent
 
 
-def _single(name: str, c: Collaborators, handle: Callable[[Any], Awaitable[None]]) -> Agent:
+def single(name: str, c: Collaborators, handle: Callable[[Any], Awaitable[None]]) -> Agent:
     """An agent that hands records one at a time to ``handle`` and acks each after it."""
 
     async def agent(stream: Any) -> None:
@@ -242,7 +247,7 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 _latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()
 
-    return _batched("news-scorer", c, handle)
+    return batched("news-scorer", c, handle)
 
 
 def make_message_scorer(c: Collaborators) -> Agent:
@@ -274,7 +279,7 @@ def make_message_scorer(c: Collaborators) -> Agent:
                 await outbox.send(t.messages_scored, record.customer_id.encode(), encode(record))
         await outbox.confirm()
 
-    return _batched("message-scorer", c, handle)
+    return batched("message-scorer", c, handle)
 
 
 def make_router(c: Collaborators, history: Any) -> Agent:
@@ -300,7 +305,7 @@ def make_router(c: Collaborators, history: Any) -> Agent:
             await send_dead_letter(outbox, t.messages_scored_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("router", c, handle)
+    return single("router", c, handle)
 
 
 def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
@@ -326,7 +331,7 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
             await send_dead_letter(outbox, t.news_scored_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("ticker-monitor", c, handle)
+    return single("ticker-monitor", c, handle)
 
 
 def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
@@ -350,4 +355,4 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             await send_dead_letter(outbox, t.tickets_routed_dlq, event.message, exc)
         await outbox.confirm()
 
-    return _single("intent-monitor", c, handle)
+    return single("intent-monitor", c, handle)

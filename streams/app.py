@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.registry import Registry
+from retrain.store import FeedbackStore
 from streams.agents import (
     Collaborators,
     ModelSlot,
@@ -30,12 +32,31 @@ from streams.recommend import ActionCatalog
 from streams.records import ModelControl, decode
 from streams.routing import RoutingTable
 from streams.settings import Settings
+from streams.sinks import make_feedback_sink, make_prediction_sink
 from streams.ticker_monitor import TickerParams
 from streams.tickers import CompanyDictionary
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("sentiment", "intent")
+ALERT_KINDS = ("sentiment_drop", "negative_burst", "complaint_spike")
+DEAD_LETTER_REASONS = (
+    "empty_value",
+    "too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "empty_text",
+    "validation_error",
+    "inference_error",
+)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("streamsense")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _raw_topic(app: faust.App, name: str) -> Any:
@@ -57,6 +78,14 @@ def build_topics(app: faust.App, s: Settings) -> Topics:
         news_scored_dlq=_raw_topic(app, s.dlq_topic(s.topic_news_scored)),
         messages_scored_dlq=_raw_topic(app, s.dlq_topic(s.topic_messages_scored)),
         tickets_routed_dlq=_raw_topic(app, s.dlq_topic(s.topic_tickets_routed)),
+        feedback=_raw_topic(app, s.topic_feedback),
+        feedback_dlq=_raw_topic(app, s.dlq_topic(s.topic_feedback)),
+        predictions=app.topic(
+            s.topic_news_scored,
+            s.topic_tickets_routed,
+            key_serializer="raw",
+            value_serializer="raw",
+        ),
     )
 
 
@@ -204,11 +233,21 @@ def build_app(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # a crashed worker's partitions move on after 10 s, not Faust's default minute
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
     topics = build_topics(app, settings)
     slots = {
         task: ModelSlot(registry.load(task, threads=settings.inference_threads)) for task in TASKS
     }
+    metrics.prime(
+        TASKS,
+        [settings.topic_news_raw, settings.topic_messages_raw, settings.topic_feedback],
+        DEAD_LETTER_REASONS,
+        ALERT_KINDS,
+        _version(),
+    )
     for task, slot in slots.items():
         slot.classifier.warmup()
         metrics.model_info.labels(task, slot.classifier.version).set(1)
@@ -236,11 +275,14 @@ def build_app(
         batch_size=settings.batch_size,
         batch_max_wait_s=settings.batch_max_wait_s,
         metrics=metrics,
+        store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
     )
     partitions = settings.topic_partitions
-    history = app.Table("customer-history", partitions=partitions, key_type=str, value_type=dict)
-    tickers = app.Table("ticker-state", partitions=partitions, key_type=str, value_type=dict)
-    intents = app.Table("intent-state", partitions=partitions, key_type=str, value_type=dict)
+    # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec
+    # writes and recovers them from the changelogs
+    history = app.Table("customer-history", partitions=partitions)
+    tickers = app.Table("ticker-state", partitions=partitions)
+    intents = app.Table("intent-state", partitions=partitions)
 
     def agent(topic: Any, name: str, fn: Any) -> None:
         app.agent(topic, name=name, concurrency=1)(fn)
@@ -250,6 +292,15 @@ def build_app(
     agent(topics.messages_scored, "router", make_router(collab, history))
     agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
     agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))
+    store = FeedbackStore.open(settings.feedback_db_url)
+    agent(
+        topics.predictions,
+        "prediction-sink",
+        make_prediction_sink(
+            collab, store, settings.topic_news_scored, settings.topic_tickets_routed
+        ),
+    )
+    agent(topics.feedback, "feedback-sink", make_feedback_sink(collab, store, topics.feedback_dlq))
 
     swapper = ModelSwapper(settings, bootstrap, registry, slots, metrics)
     app.task(swapper.run)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -224,9 +225,11 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "manual",
     ) -> None:
         """Verify a version and make it the task's production version."""
+        settings = get_settings()
         with _clean_errors():
-            Registry(get_settings().registry_dir).promote(task, version, reason)
+            Registry(settings.registry_dir).promote(task, version, reason)
         console.print(f"{task}: production is now {version}")
+        _announce(settings, task, version, "promote")
 
     @models_app.command()
     def rollback(
@@ -234,9 +237,11 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         reason: Annotated[str, typer.Option(help="Why (kept in the alias history).")] = "manual",
     ) -> None:
         """Move production back to the previous production version."""
+        settings = get_settings()
         with _clean_errors():
-            version = Registry(get_settings().registry_dir).rollback(task, reason)
+            version = Registry(settings.registry_dir).rollback(task, reason)
         console.print(f"{task}: rolled back, production is now {version}")
+        _announce(settings, task, version, "rollback")
 
     @models_app.command()
     def ensure() -> None:
@@ -250,6 +255,24 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             )
         for task, version in versions.items():
             console.print(f"{task}: production {version}")
+
+
+def _announce(settings: Settings, task: str, version: str, action: str) -> None:
+    """Tell running workers (``models.control``); they load, verify, warm up and swap."""
+    from deploy.broker import BrokerError
+    from streams.control import publish_control
+
+    try:
+        publish_control(settings, task, version, action)
+    except (BrokerError, OSError, KafkaError) as exc:
+        console.print(
+            f"[yellow]warning:[/yellow] running workers were not told ({exc}); "
+            "they serve the new production version from their next start"
+        )
+        return
+    console.print(
+        f"announced on {settings.topic_models_control}: running workers swap to {version}"
+    )
 
 
 def _read_manifest(registry: Registry, task: str, version: str) -> dict[str, Any]:

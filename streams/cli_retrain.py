@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,10 +17,12 @@ from rich.table import Table
 from models.data import TASKS, task_labels
 from models.exceptions import ModelsError
 from retrain.exceptions import RetrainError
-from retrain.job import Publish, RetrainReport, run_retrain
 from retrain.store import FeedbackStore
 from streams.errors import StreamsenseError
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # the job imports torch: load it only when a command needs it
+    from retrain.job import Publish, RetrainReport
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -195,6 +197,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         ] = True,
     ) -> None:
         """Without --now: where the task stands. With --now: retrain, gate, print the decision."""
+        from retrain.job import run_retrain
+
         settings = get_settings()
         with _clean_errors():
             store = FeedbackStore.open(settings.feedback_db_url)
@@ -232,9 +236,11 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         """Run the retrain scheduler in the foreground until Ctrl-C."""
         from apscheduler.triggers.interval import IntervalTrigger
 
+        from retrain.job import run_retrain
         from retrain.scheduler import RetrainScheduler
 
         settings = get_settings()
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
         threshold = _or(min_new_labels, _setting(settings, "retrain_min_new_labels"))
         with _clean_errors():

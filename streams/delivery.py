@@ -97,8 +97,6 @@ async def send_dead_letter(
         message.offset,
         error.reason,
     )
-    await outbox.send(
-        dlq,
-        message.key if isinstance(message.key, bytes) else None,
-        encode(dead_letter_for(message, error)),
-    )
+    key = message.key if isinstance(message.key, bytes) else None
+    await outbox.send(dlq, key, encode(dead_letter_for(message, error)))
+    outbox.metrics.records_dlq.labels(message.topic, error.reason).inc()

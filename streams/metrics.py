@@ -7,6 +7,7 @@ customer id or text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -43,6 +44,27 @@ class Metrics:
     online_accuracy: Gauge
     consumer_lag: Gauge
     build_info: Info
+
+    def prime(
+        self,
+        tasks: Iterable[str],
+        input_topics: Iterable[str],
+        reasons: Iterable[str],
+        alert_kinds: Iterable[str],
+        version: str,
+    ) -> None:
+        """Create the labelled series that start at zero, so ``increase()`` sees their first
+        event, and publish the build version."""
+        for task in tasks:
+            for counter in (self.swaps, self.feedback, self.online_correct, self.online_total):
+                counter.labels(task)
+        for kind in alert_kinds:
+            self.alerts.labels(kind)
+        topics = list(input_topics)
+        for reason in reasons:
+            for topic in topics:
+                self.records_dlq.labels(topic, reason)
+        self.build_info.info({"version": version})
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6.0,
+        description="Consumer-group session timeout: how soon a dead worker's partitions move.",
+    )
     alert_drop_threshold: float = Field(
         default=-0.5,
         lt=0,

@@ -128,11 +128,13 @@ class TopicReader:
         )
         self.records: list[dict[str, Any]] = []
         self.keys: list[bytes | None] = []
+        self.partitions: list[int] = []
 
     def poll(self) -> list[dict[str, Any]]:
         for message in self.consumer:
             self.records.append(json.loads(message.value))
             self.keys.append(message.key)
+            self.partitions.append(message.partition)
         return self.records
 
     def wait_for(

@@ -185,7 +185,7 @@ def pipeline() -> dict[str, Any]:
                 ),
                 stat(
                     "Input records / s",
-                    [("sum(rate(streamsense_batch_size_sum[5m]))", "scorers")],
+                    [('sum(rate(streamsense_batch_size_sum{agent=~".+-scorer"}[5m]))', "scorers")],
                     unit="reqps",
                     description="Records the scorers took in micro-batches.",
                 ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 import urllib.parse
@@ -54,10 +55,8 @@ def legend(template: str, labels: dict[str, str]) -> str:
     """Grafana's ``{{label}}`` legend format filled in from a series' labels."""
     if not template or template == "__auto":
         return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__") or "-"
-    out = template
-    for key, value in labels.items():
-        out = out.replace("{{" + key + "}}", value)
-    return out
+    out = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
+    return out.strip() or "-"
 
 
 def render(

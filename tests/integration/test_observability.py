@@ -26,6 +26,7 @@ installs them (``deploy/install-prometheus.sh``, run by ``make test``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -58,7 +59,7 @@ from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
 from streams.metrics import Metrics
 from streams.records import ModelControl, RoutedTicket, encode
-from streams.replay import customer_messages, feedback_for, news_items
+from streams.replay import ReplayItem, customer_messages, feedback_for, news_items
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
 from tests.pipeline_helpers import Pipeline
@@ -67,7 +68,8 @@ pytestmark = pytest.mark.integration
 
 NEWS = 48
 MESSAGES = 48
-DATA_DEADLINE_S = 300
+SCORING_DEADLINE_S = 300
+DATA_DEADLINE_S = 180
 ALLOWED_LABELS = {
     "topic",
     "reason",
@@ -225,6 +227,14 @@ class SchedulerShapedExporter:
     port: int = 0
 
     def start(self) -> None:
+        # labeled children exist (at 0) before the first run, as a scheduler should create
+        # them: otherwise a counter appears at 1 and increase() never counts that first run
+        for task in ("sentiment", "intent"):
+            self.metrics.retrain_seconds.labels(task)
+            for outcome in ("succeeded", "failed"):
+                self.metrics.retrain_runs.labels(task, outcome)
+            for decision in ("promoted", "rejected"):
+                self.metrics.gate_decisions.labels(task, decision)
         server, _thread = start_http_server(0, "127.0.0.1", registry=self.metrics.registry)
         self.server = server
         self.port = server.server_port
@@ -313,6 +323,11 @@ def _complaint_burst(unique: str) -> list[tuple[bytes, bytes]]:
     return records
 
 
+def _feedback(news: list[ReplayItem], messages: list[ReplayItem]) -> list[tuple[bytes, bytes]]:
+    out = [(i.item_id.encode(), feedback_for(i, "sentiment")) for i in news]
+    return out + [(i.item_id.encode(), feedback_for(i, "intent")) for i in messages]
+
+
 def _all_queries() -> dict[str, str]:
     """Every query to check, by a name that says where it comes from."""
     out = {f"panel '{q.panel}' ({q.dashboard}) {q.ref_id}": q.expr for q in panel_queries(build())}
@@ -323,8 +338,23 @@ def _all_queries() -> dict[str, str]:
     return out
 
 
+def _wait_for(prom: Prometheus, expr: str, timeout_s: float, pipe: Pipeline) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pipe.assert_workers_alive()
+        if prom.query(expr):
+            return
+        time.sleep(2)
+    pytest.fail(f"no data for {expr!r} after {timeout_s:.0f} s:\n{pipe.logs()[-3000:]}")
+
+
+def _has_data(prom: Prometheus, expr: str) -> bool:
+    """At least one series with a finite value (a quantile of nothing is NaN: no data)."""
+    return any(math.isfinite(float(r["value"][1])) for r in prom.query(expr))
+
+
 def _empty_queries(prom: Prometheus, queries: dict[str, str]) -> dict[str, str]:
-    return {name: expr for name, expr in queries.items() if not prom.query(expr)}
+    return {name: expr for name, expr in queries.items() if not _has_data(prom, expr)}
 
 
 @pytest.fixture(scope="module")
@@ -352,8 +382,13 @@ def observed(
         messages = list(
             customer_messages(load_banking77(data_dir).subset(range(MESSAGES)), prefix="obsm")
         )
-        produce(pipe.bootstrap, s.topic_news_raw, [(i.key, i.value) for i in news])
-        produce(pipe.bootstrap, s.topic_messages_raw, [(i.key, i.value) for i in messages])
+        half_news, half_messages = NEWS // 2, MESSAGES // 2
+        produce(pipe.bootstrap, s.topic_news_raw, [(i.key, i.value) for i in news[:half_news]])
+        produce(
+            pipe.bootstrap,
+            s.topic_messages_raw,
+            [(i.key, i.value) for i in messages[:half_messages]],
+        )
         # undecodable input: dead letters with their reasons
         produce(
             pipe.bootstrap,
@@ -361,17 +396,38 @@ def observed(
             [(b"bad-1", b"this is not json"), (b"bad-2", b'["an", "array"]')],
         )
         produce(pipe.bootstrap, s.topic_tickets_routed, _complaint_burst(unique))
-        # a new sentiment version, promoted and announced: the worker hot-swaps
+        # once the worker serves (it has scored something), a new sentiment version is
+        # promoted and announced on models.control: the worker hot-swaps it
+        _wait_for(prom, "sum(streamsense_predictions_total)", SCORING_DEADLINE_S, pipe)
+        scheduler.record_runs()
         version = _republish(Registry(registry_dir), "sentiment")
         control = ModelControl(
             task="sentiment", version=version, action="promote", at=datetime.now(UTC)
         )
         produce(pipe.bootstrap, s.topic_models_control, [(b"sentiment", encode(control))])
-        # feedback: the gold labels of what was scored (after it was scored, as people would)
-        time.sleep(20)
-        feedback = [(i.item_id.encode(), feedback_for(i, "sentiment")) for i in news]
-        feedback += [(i.item_id.encode(), feedback_for(i, "intent")) for i in messages]
-        produce(pipe.bootstrap, s.topic_feedback, feedback)
+        # feedback on the first half (the gold labels of what was scored); then, a few
+        # scrapes later, the second half of the stream and its feedback: every counter has
+        # moved between two scrapes, so rate() and increase() have something to show
+        produce(
+            pipe.bootstrap, s.topic_feedback, _feedback(news[:half_news], messages[:half_messages])
+        )
+        time.sleep(5)
+        produce(pipe.bootstrap, s.topic_news_raw, [(i.key, i.value) for i in news[half_news:]])
+        produce(
+            pipe.bootstrap,
+            s.topic_messages_raw,
+            [(i.key, i.value) for i in messages[half_messages:]],
+        )
+        produce(pipe.bootstrap, s.topic_news_raw, [(b"bad-3", b"still not json")])
+        _wait_for(
+            prom,
+            f"sum(streamsense_predictions_total) >= {NEWS + 2 * MESSAGES}",
+            SCORING_DEADLINE_S,
+            pipe,
+        )
+        produce(
+            pipe.bootstrap, s.topic_feedback, _feedback(news[half_news:], messages[half_messages:])
+        )
         scheduler.record_runs()
 
         queries = _all_queries()
@@ -383,8 +439,6 @@ def observed(
             if not empty:
                 break
             time.sleep(3)
-        scheduler.record_runs()  # a second round: increase() sees the counters move
-        time.sleep(3)
         customer_ids = {json.loads(i.value)["customer_id"] for i in messages}
         yield Observed(
             pipe=pipe,

@@ -1,0 +1,15 @@
+"""Errors raised by the retrain package."""
+
+from __future__ import annotations
+
+
+class RetrainError(Exception):
+    """Base class of every error the retrain package raises on purpose."""
+
+
+class StoreError(RetrainError):
+    """The feedback store cannot be opened or used (bad URL, missing driver, bad schema)."""
+
+
+class ScheduleError(RetrainError):
+    """A retrain schedule is invalid (crontab string, threshold, interval)."""

@@ -1,0 +1,90 @@
+"""Labelled items from a user's CSV or JSONL file (``id`` optional, ``text``, ``label``).
+
+Without an ``id`` an item is named ``<prefix>-<row index>`` (0-based over the data rows),
+the ids ``streamsense replay`` gives the same file's rows, so feedback joins to the
+predictions made on the replayed items. Twitter Financial News labels (0 bearish,
+1 bullish, 2 neutral) are mapped to the sentiment labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.data import SENTIMENT_LABELS, TWITTER_LABELS
+from retrain.exceptions import RetrainError
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    """One labelled text and the id of the item it labels."""
+
+    item_id: str
+    text: str
+    label: str
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise RetrainError(f"feedback file not found: {path}")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        if suffix == ".csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
+                raise RetrainError(f"{path}: needs the columns 'text' and 'label' (and 'id')")
+            for line, record in enumerate(reader, start=2):
+                yield line, dict(record)
+        elif suffix in {".jsonl", ".ndjson"}:
+            for line, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise RetrainError(f"{path}: line {line} is not JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise RetrainError(f"{path}: line {line} is not a JSON object")
+                yield line, record
+        else:
+            raise RetrainError(f"{path}: expected a .csv or .jsonl file")
+
+
+def read_labelled(
+    path: Path,
+    label_names: Sequence[str],
+    *,
+    id_prefix: str,
+    skip: int = 0,
+    limit: int | None = None,
+) -> Iterator[LabelledItem]:
+    """Items of ``path`` from data row ``skip`` on (at most ``limit``), labels checked."""
+    known = set(label_names)
+    twitter = tuple(label_names) == SENTIMENT_LABELS
+    produced = 0
+    for index, (line, record) in enumerate(_records(path)):
+        if index < skip:
+            continue
+        if limit is not None and produced >= limit:
+            return
+        text, label = record.get("text"), record.get("label")
+        if not isinstance(text, str) or not text.strip() or label is None:
+            raise RetrainError(f"{path}: line {line} needs a non-empty 'text' and a 'label'")
+        name = str(label).strip()
+        if name not in known and twitter and name in TWITTER_LABELS:
+            name = TWITTER_LABELS[name]
+        if name not in known:
+            raise RetrainError(
+                f"{path}: line {line} has label {name!r}, not one of the task's labels"
+            )
+        item_id = record.get("id")
+        yield LabelledItem(
+            item_id=str(item_id) if item_id not in (None, "") else f"{id_prefix}-{index}",
+            text=text.strip(),
+            label=name,
+        )
+        produced += 1

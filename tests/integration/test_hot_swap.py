@@ -1,0 +1,114 @@
+"""Promotion and rollback reach running workers: they swap models without a restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from models.data import load_twitter
+from models.pipeline import train_and_register
+from models.registry import Registry
+from models.training import TrainConfig
+from streams.replay import news_items
+from tests.kafka_helpers import produce
+from tests.model_fixtures import copy_registry
+from tests.pipeline_helpers import Pipeline, TopicReader
+
+pytestmark = pytest.mark.integration
+
+TWITTER = Path("twitter_financial_news") / "sent_train.csv"
+
+
+def _cli(pipe: Pipeline, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=pipe.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_promotion_and_rollback_swap_running_workers_without_loss(
+    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
+) -> None:
+    registry_root = copy_registry(trained_registry, tmp_path / "registry")
+    registry = Registry(registry_root)
+    champion = registry.production("sentiment")
+    assert champion is not None
+    pipe = Pipeline.create(kafka_bootstrap, unique, registry_root, tmp_path)
+    s = pipe.settings
+    data = load_twitter(s.data_dir / TWITTER).subset(range(2000, 2900))
+    items = [(i.key, i.value, i.item_id) for i in news_items(data, prefix="swap")]
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def stream() -> None:  # a steady flow of real news for the whole test
+        for n in range(0, len(items), 30):
+            if stop.is_set():
+                return
+            chunk = items[n : n + 30]
+            produce(pipe.bootstrap, s.topic_news_raw, [(k, v) for k, v, _ in chunk])
+            sent.extend(i for _, _, i in chunk)
+            time.sleep(1.0)
+
+    scored = TopicReader(pipe.bootstrap, s.topic_news_scored)
+    pipe.start_worker()
+    producer = threading.Thread(target=stream)
+    producer.start()
+    try:
+        scored.wait_for(lambda recs: len(recs) >= 60, 240, pipe.assert_workers_alive)
+        # a new version, fine-tuned from the production checkpoint, registered beside it
+        outcome = train_and_register(
+            "sentiment",
+            registry_root,
+            s.data_dir,
+            TrainConfig(epochs=1, max_length=48, batch_size=16, limit=200, eval_limit=100),
+            init_from=champion,
+            promote=False,
+            show_progress=False,
+            min_int8_agreement=0.8,
+        )
+        candidate = outcome.version
+        _cli(pipe, "models", "promote", "sentiment", candidate)
+        scored.wait_for(
+            lambda recs: any(r["model_version"] == candidate for r in recs),
+            120,
+            pipe.assert_workers_alive,
+        )
+        seen = len(scored.records)
+        scored.wait_for(lambda recs: len(recs) >= seen + 30, 120, pipe.assert_workers_alive)
+        _cli(pipe, "models", "rollback", "sentiment")
+        scored.wait_for(
+            lambda recs: any(r["model_version"] == champion for r in recs[seen + 30 :]),
+            120,
+            pipe.assert_workers_alive,
+        )
+        stop.set()
+        producer.join(timeout=60)
+        counts = scored.wait_for_ids(sent, 120, pipe.assert_workers_alive)
+    finally:
+        stop.set()
+        pipe.stop_all()
+    missing = set(sent) - set(counts)
+    assert not missing, f"{len(missing)} news items lost across the swaps"
+    assert registry.production("sentiment") == champion
+    # within each output partition the version changes only between batches and in order:
+    # champion, then candidate, then champion again -- never back and forth
+    runs: dict[int, list[str]] = defaultdict(list)
+    for partition, record in zip(scored.partitions, scored.records, strict=True):
+        version = record["model_version"]
+        if not runs[partition] or runs[partition][-1] != version:
+            runs[partition].append(version)
+    for partition, sequence in runs.items():
+        assert sequence == [champion, candidate, champion][: len(sequence)], (partition, sequence)
+    assert any(len(sequence) == 3 for sequence in runs.values())
