@@ -47,6 +47,9 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(PACKAGES) tests
 	$(BIN)/ruff format $(PACKAGES) tests
 
+bench: $(STAMP) ## Throughput, latency, memory vs the model ceiling and the naive recipe (~10 min; results in bench-results/)
+	$(BIN)/python -m bench
+
 broker-start: $(STAMP) ## Start the local Kafka broker
 	$(BIN)/streamsense broker start
 

@@ -89,6 +89,9 @@ def _register_commands() -> None:
     except ImportError:  # pragma: no cover - the models CLI arrives with its module
         return
     cli_models.register(app, get_settings)
+    from streams import cli_retrain
+
+    cli_retrain.register(app, get_settings)
 
 
 _register_commands()

@@ -19,6 +19,7 @@ from models.exceptions import ModelsError
 from retrain.exceptions import RetrainError
 from retrain.store import FeedbackStore
 from streams.errors import StreamsenseError
+from streams.metrics import Metrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # the job imports torch: load it only when a command needs it
@@ -28,20 +29,7 @@ logger = logging.getLogger(__name__)
 console = Console()
 errors = Console(stderr=True)
 
-# Defaults of the settings this module reads with getattr until Settings has them.
-DEFAULTS: dict[str, Any] = {
-    "retrain_cron": "0 3 * * *",
-    "retrain_min_new_labels": 500,
-    "retrain_check_interval_s": 60.0,
-    "retrain_replay_ratio": 1.0,
-    "gate_tolerance": 0.01,
-    "feedback_retention_days": 90,
-}
 ID_PREFIX = {"sentiment": "tw", "intent": "b77"}  # the ids `streamsense replay` gives
-
-
-def _setting(settings: Settings, name: str) -> Any:
-    return getattr(settings, name, DEFAULTS[name])
 
 
 def _task(value: str) -> str:
@@ -86,6 +74,36 @@ def make_publisher(settings: Settings) -> Publish:
         logger.info("announced %s %s/%s on %s", action, task, version, topic)
 
     return publish
+
+
+def _serve_metrics(settings: Settings, tasks: list[str]) -> Metrics:
+    """The scheduler's metrics, served on ``scheduler_metrics_port`` with zeroed series."""
+    from prometheus_client import start_http_server
+
+    metrics = Metrics.create()
+    for task in tasks:
+        for outcome in RUN_OUTCOMES:
+            metrics.retrain_runs.labels(task, outcome)
+        for decision in ("promoted", "rejected"):
+            metrics.gate_decisions.labels(task, decision)
+    start_http_server(
+        settings.scheduler_metrics_port, settings.metrics_host, registry=metrics.registry
+    )
+    return metrics
+
+
+RUN_OUTCOMES = ("succeeded", "failed", "skipped")
+
+
+def _observe(metrics: Metrics, report: RetrainReport) -> None:
+    """Count a finished run: its outcome, duration and the gate's decision."""
+    outcome = {"failed": "failed", "skipped": "skipped"}.get(report.status, "succeeded")
+    metrics.retrain_runs.labels(report.task, outcome).inc()
+    if report.status != "skipped":
+        metrics.retrain_seconds.labels(report.task).observe(report.wall_seconds)
+    if report.decision is not None:
+        decision = "promoted" if report.decision.promote else "rejected"
+        metrics.gate_decisions.labels(report.task, decision).inc()
 
 
 def print_report(report: RetrainReport, out: Console) -> None:
@@ -212,9 +230,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 data_dir=settings.data_dir,
                 store=store,
                 config_overrides={k: v for k, v in overrides.items() if v is not None},
-                replay_ratio=_or(replay_ratio, _setting(settings, "retrain_replay_ratio")),
-                tolerance=_or(tolerance, _setting(settings, "gate_tolerance")),
-                min_new_labels=_or(min_new_labels, _setting(settings, "retrain_min_new_labels")),
+                replay_ratio=_or(replay_ratio, settings.retrain_replay_ratio),
+                tolerance=_or(tolerance, settings.gate_tolerance),
+                min_new_labels=_or(min_new_labels, settings.retrain_min_new_labels),
                 force=force,
                 publish=make_publisher(settings) if publish else None,
                 show_progress=console.is_terminal,
@@ -242,10 +260,12 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         settings = get_settings()
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
-        threshold = _or(min_new_labels, _setting(settings, "retrain_min_new_labels"))
+        threshold = _or(min_new_labels, settings.retrain_min_new_labels)
         with _clean_errors():
             store = FeedbackStore.open(settings.feedback_db_url)
             publisher = make_publisher(settings)
+
+            metrics = _serve_metrics(settings, chosen)
 
             def run(task: str) -> None:
                 try:
@@ -254,26 +274,28 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         registry_root=settings.registry_dir,
                         data_dir=settings.data_dir,
                         store=store,
-                        replay_ratio=_setting(settings, "retrain_replay_ratio"),
-                        tolerance=_setting(settings, "gate_tolerance"),
-                        min_new_labels=threshold or _setting(settings, "retrain_min_new_labels"),
+                        replay_ratio=settings.retrain_replay_ratio,
+                        tolerance=settings.gate_tolerance,
+                        min_new_labels=threshold or settings.retrain_min_new_labels,
                         publish=publisher,
                         show_progress=False,
                     )
                 except RetrainError as exc:
                     logger.warning("retrain of %s not run: %s", task, exc)
+                    metrics.retrain_runs.labels(task, "failed").inc()
                     return
+                _observe(metrics, report)
                 print_report(report, console)
 
             runner = RetrainScheduler(
                 chosen,
                 run,
                 lambda task: store.count_new(task, store.last_attempt(task)),
-                cron=_or(cron, _setting(settings, "retrain_cron")) or None,
+                cron=_or(cron, settings.retrain_cron) or None,
                 min_new_labels=threshold,
-                check_interval_s=_setting(settings, "retrain_check_interval_s"),
+                check_interval_s=settings.retrain_check_interval_s,
             )
-            retention = timedelta(days=_setting(settings, "feedback_retention_days"))
+            retention = timedelta(days=settings.feedback_retention_days)
             runner.scheduler.add_job(
                 store.purge_texts,
                 IntervalTrigger(hours=24, timezone="UTC"),
@@ -305,7 +327,7 @@ def _print_status(task: str, settings: Settings, store: FeedbackStore) -> None:
         f"{task}: production {production or 'none'} (trained through feedback id {through}); "
         f"{store.count_new(task, through)} labelled text(s) it has not seen, "
         f"{store.count_new(task, store.last_attempt(task))} since the last retrain run "
-        f"(a run needs {_setting(settings, 'retrain_min_new_labels')}); online accuracy "
+        f"(a run needs {settings.retrain_min_new_labels}); online accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.4f}'} over the last 500 judged labels. "
         "Run with --now to retrain.",
         highlight=False,

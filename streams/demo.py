@@ -41,7 +41,14 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
     threads = [
         start_thread(
             lambda: produce_items(
-                bootstrap, settings.topic_news_raw, news_items(news), rate=rate, stop=stop
+                bootstrap,
+                settings.topic_news_raw,
+                news_items(news),
+                rate=rate,
+                stop=stop,
+                feedback_topic=settings.topic_feedback,
+                feedback_task="sentiment",
+                feedback_every=3,
             ),
             "replay-news",
         ),
@@ -80,6 +87,19 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
         thread.join()
 
 
+def _spawn(settings: Settings, command: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``streamsense COMMAND`` in its own session, logging to the state directory."""
+    log_path = settings.resolved_state_dir() / f"{command}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc, log_path
+
+
 def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
     """Bring everything up, show the live view, and stop it all on Ctrl-C."""
     broker = None
@@ -94,15 +114,14 @@ def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
     versions = ensure_models(settings.registry_dir, settings.data_dir)
     console.print(f"models in production: {versions}")
     ensure_topics(settings, bootstrap)
-    log_path = settings.resolved_state_dir() / "worker.log"
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    console.print(f"worker pid {worker.pid}, log {log_path}; Ctrl-C stops everything")
+    worker, log_path = _spawn(settings, "worker")
+    scheduler, scheduler_log = _spawn(settings, "scheduler")
+    console.print(
+        f"worker pid {worker.pid} (log {log_path}), retrain scheduler pid {scheduler.pid} "
+        f"(log {scheduler_log}); a third of the news arrives with its label as feedback, and "
+        f"every {settings.retrain_min_new_labels} new labels trigger a retrain. "
+        "Ctrl-C stops everything"
+    )
     stop = threading.Event()
     state = LiveState(settings)
     start_thread(lambda: follow(bootstrap, settings, state, stop), "live-follow")
@@ -117,12 +136,14 @@ def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
         console.print("stopping...")
     finally:
         stop.set()
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
+        for proc in (scheduler, worker):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (scheduler, worker):
             try:
-                worker.wait(timeout=60)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                proc.kill()
         if broker is not None:
             broker.stop()
         console.print("stopped.")

@@ -91,10 +91,12 @@ def produce_items(
     feedback_topic: str | None = None,
     feedback_task: str = "sentiment",
     stop: threading.Event | None = None,
+    feedback_every: int = 1,
 ) -> int:
     """Produce ``items`` (at ``rate`` per second; 0 = as fast as possible); return the count.
 
-    With ``feedback_topic``, each item's gold label follows as feedback.
+    With ``feedback_topic``, the gold label of every ``feedback_every``-th item follows as
+    feedback (annotator ``replay``).
     """
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     count = 0
@@ -104,7 +106,7 @@ def produce_items(
             if stop is not None and stop.is_set():
                 break
             producer.send(topic, key=item.key, value=item.value)
-            if feedback_topic:
+            if feedback_topic and count % feedback_every == 0:
                 producer.send(
                     feedback_topic,
                     key=item.item_id.encode(),

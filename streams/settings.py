@@ -61,6 +61,27 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto."
     )
     log_level: str = Field(default="INFO", description="Logging level.")
+    scheduler_metrics_port: int = Field(
+        default=9465, ge=0, description="Port of the retrain scheduler's /metrics."
+    )
+    retrain_cron: str = Field(
+        default="0 3 * * *", description="Crontab (UTC) of scheduled retrain runs; empty = off."
+    )
+    retrain_min_new_labels: int = Field(
+        default=500, ge=0, description="New labelled texts that trigger a retrain; 0 = off."
+    )
+    retrain_check_interval_s: float = Field(
+        default=60.0, gt=0, description="How often the scheduler counts new labels (seconds)."
+    )
+    retrain_replay_ratio: float = Field(
+        default=1.0, ge=0, description="Original training rows replayed per new feedback row."
+    )
+    gate_tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="Held-out accuracy a candidate may lose."
+    )
+    feedback_retention_days: int = Field(
+        default=90, ge=1, description="Feedback texts are blanked after this many days."
+    )
     session_timeout_s: float = Field(
         default=10.0,
         ge=6.0,

@@ -53,6 +53,7 @@ class Pipeline:
             "app_id": f"ss-{unique}",
             "registry_dir": str(registry),
             "state_dir": str(workdir / "state"),
+            "feedback_db_url": f"sqlite:///{(workdir / 'feedback.db').resolve()}",
             "topic_partitions": "4",
             "batch_size": "16",
             "batch_max_wait_s": "0.05",

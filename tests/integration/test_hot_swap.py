@@ -47,16 +47,16 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
     assert champion is not None
     pipe = Pipeline.create(kafka_bootstrap, unique, registry_root, tmp_path)
     s = pipe.settings
-    data = load_twitter(s.data_dir / TWITTER).subset(range(2000, 2900))
+    data = load_twitter(s.data_dir / TWITTER).subset(range(2000, 6000))
     items = [(i.key, i.value, i.item_id) for i in news_items(data, prefix="swap")]
     stop = threading.Event()
     sent: list[str] = []
 
     def stream() -> None:  # a steady flow of real news for the whole test
-        for n in range(0, len(items), 30):
+        for n in range(0, len(items), 10):
             if stop.is_set():
                 return
-            chunk = items[n : n + 30]
+            chunk = items[n : n + 10]
             produce(pipe.bootstrap, s.topic_news_raw, [(k, v) for k, v, _ in chunk])
             sent.extend(i for _, _, i in chunk)
             time.sleep(1.0)
@@ -85,6 +85,7 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
             120,
             pipe.assert_workers_alive,
         )
+        assert any(r["model_version"] == candidate for r in scored.records), pipe.logs()
         seen = len(scored.records)
         scored.wait_for(lambda recs: len(recs) >= seen + 30, 120, pipe.assert_workers_alive)
         _cli(pipe, "models", "rollback", "sentiment")
@@ -93,6 +94,7 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
             120,
             pipe.assert_workers_alive,
         )
+        assert any(r["model_version"] == champion for r in scored.records[seen + 30 :]), pipe.logs()
         stop.set()
         producer.join(timeout=60)
         counts = scored.wait_for_ids(sent, 120, pipe.assert_workers_alive)
