@@ -494,7 +494,11 @@ def test_both_jobs_are_scraped_and_up(observed: Observed) -> None:
 
 def test_the_swap_shows_on_the_model_panels(observed: Observed) -> None:
     swaps = observed.prom.query("sum by (task) (streamsense_model_swaps_total)")
-    assert {r["metric"]["task"]: float(r["value"][1]) for r in swaps} == {"sentiment": 1.0}
+    # every task's series exists from start-up (at 0); only sentiment was swapped
+    assert {r["metric"]["task"]: float(r["value"][1]) for r in swaps} == {
+        "sentiment": 1.0,
+        "intent": 0.0,
+    }
     serving = observed.prom.query('streamsense_model_info{task="sentiment"} == 1')
     assert len(serving) == 1, serving
 
