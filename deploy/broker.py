@@ -301,5 +301,12 @@ class LocalBroker:
 
 
 def _kafka_uuid() -> str:
-    """A random Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A random Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with '-', which the storage
+    tool's command line would read as an option.
+    """
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not value.startswith("-"):
+            return value

@@ -45,6 +45,8 @@ def test_cluster_id_is_a_kafka_uuid() -> None:
     assert len(cluster_id) == 22
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
     assert cluster_id != broker._kafka_uuid()
+    # the storage tool's command line would take a leading '-' for an option
+    assert not any(broker._kafka_uuid().startswith("-") for _ in range(2000))
 
 
 def test_broker_config_listens_on_loopback_only(tmp_path: Path) -> None:
