@@ -13,39 +13,11 @@ from pathlib import Path
 import pytest
 
 from models.data import BANKING77_FILE, PHRASEBANK_FILE
-from models.pipeline import ensure_models
-from models.training import TrainConfig
+from models.pipeline import QUICK_CONFIGS, QUICK_MIN_INT8_AGREEMENT, ensure_models
 from streams.settings import Settings
 
-# Small and quick (about 90 s for both, one thread, on a busy 2-core machine), yet trained
-# well past chance: sentiment ~0.73 accuracy, intent ~0.77 on their held-out samples. One
-# thread: two torch threads slow down several-fold when another process holds a core.
-FIXTURE_CONFIGS = {
-    "sentiment": TrainConfig(
-        epochs=2,
-        max_length=64,
-        batch_size=16,
-        lr=1e-4,
-        head_lr=5e-3,
-        limit=400,
-        eval_limit=200,
-        threads=1,
-    ),
-    "intent": TrainConfig(
-        epochs=2,
-        max_length=32,
-        batch_size=16,
-        lr=2e-4,
-        head_lr=1e-2,
-        limit=616,
-        eval_limit=231,
-        threads=1,
-    ),
-}
-
-# Two briefly trained models have many near-ties that int8 rounding flips (measured 0.97-0.98
-# on ~200 held-out texts); the production bar of 0.97 is meant for fully trained models.
-FIXTURE_MIN_INT8_AGREEMENT = 0.9
+FIXTURE_CONFIGS = QUICK_CONFIGS
+FIXTURE_MIN_INT8_AGREEMENT = QUICK_MIN_INT8_AGREEMENT
 
 
 def fixture_data_dir() -> Path:

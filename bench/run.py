@@ -1,0 +1,177 @@
+"""One bench run: ceiling, naive recipe, pipeline and sweep, in that order, on one machine."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import measure_ceiling
+from bench.cluster import kafka_cluster
+from bench.config import BenchConfig
+from bench.machine import describe, load_average
+from bench.naive import measure_naive
+from bench.pipeline import PointPlan, Texts, run_point
+from bench.registry_setup import prepare_registry
+from bench.summary import compare
+from models.data import TWITTER_FILE, load_banking77, load_twitter
+from models.registry import Registry
+from models.runtime import INT8_FILE
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _texts(data_dir: Path) -> Texts:
+    """BANKING77 and Twitter texts, shuffled with a fixed seed (the files are sorted)."""
+    messages = list(load_banking77(data_dir).texts)
+    news = list(load_twitter(data_dir / TWITTER_FILE).texts)
+    random.Random(0).shuffle(messages)
+    random.Random(0).shuffle(news)
+    return Texts(messages=messages, news=news)
+
+
+def _models(registry_root: Path, threads: int) -> dict[str, Any]:
+    registry = Registry(registry_root)
+    served = registry.load("intent", threads=threads)
+    tasks = {}
+    for task in ("intent", "sentiment"):
+        version = registry.production(task) or ""
+        tasks[task] = {
+            "version": version,
+            "max_length": int(registry.verify(task, version)["max_length"]),
+        }
+    return {
+        "registry": str(registry_root),
+        "served_precision": "int8" if served.model_file == INT8_FILE else "fp32",
+        "served_file": served.model_file,
+        "provider": served.provider,
+        "inference_threads": threads,
+        "tasks": tasks,
+    }
+
+
+def run_bench(
+    config: BenchConfig, settings: Settings, registry_root: Path, out: Path, *, profile: bool
+) -> tuple[dict[str, Any], Path]:
+    """Measure everything; write JSON and PNG into ``out``; return results and JSON path."""
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "schema": 1,
+        "mode": config.mode,
+        "started_at": now.isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "machine": describe(),
+    }
+    with tempfile.TemporaryDirectory(prefix="streamsense-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        registry = prepare_registry(
+            registry_root, settings.data_dir, quick=config.mode == "quick", scratch=scratch / "reg"
+        )
+        results["models"] = _models(registry, settings.inference_threads)
+        texts = _texts(settings.data_dir)
+        sweep_sizes = {size for size, _ in config.sweep}
+        n = config.ceiling_texts
+        workloads = [
+            ("intent", "banking77", texts.messages[:n]),
+            ("sentiment", "twitter", texts.news[:n]),
+            ("sentiment", "banking77", texts.messages[:n]),
+        ]
+        logger.info("ceiling: %d texts per point, %d rounds", n, config.ceiling_repeats)
+        results["ceiling"] = {
+            "threads": settings.inference_threads,
+            "rows": measure_ceiling(
+                registry,
+                workloads,
+                sorted(set(config.ceiling_batch_sizes) | sweep_sizes),
+                settings.inference_threads,
+                config.ceiling_repeats,
+            ),
+        }
+        logger.info("naive recipe: %d texts per model", config.naive_texts)
+        results["naive"] = measure_naive(
+            registry, [(t, d, x[: config.naive_texts]) for t, d, x in workloads]
+        )
+        with kafka_cluster(settings) as (bootstrap, how):
+            results["machine"]["kafka"] = how
+            results["sweep"] = _pipeline(
+                config, settings, bootstrap, registry, scratch, texts, profile=profile
+            )
+        headline = results["sweep"][0]
+        results["profile"] = headline.pop("profile", {"available": False})
+        raw = results["profile"].pop("raw_file", None)
+        if raw:
+            target = out / f"bench-{stamp}-py-spy.txt"
+            shutil.copyfile(raw, target)
+            results["profile"]["raw_file"] = str(target)
+    results["pipeline"] = headline
+    results["memory"] = headline["memory"]
+    results["comparison"] = compare(results)
+    results["machine"]["load_average_end"] = load_average()
+    results["duration_s"] = time.monotonic() - started
+    json_path = out / f"bench-{stamp}.json"
+    results["files"] = {"json": str(json_path), "plot": str(out / f"bench-{stamp}.png")}
+    return results, json_path
+
+
+def _pipeline(
+    config: BenchConfig,
+    settings: Settings,
+    bootstrap: str,
+    registry: Path,
+    scratch: Path,
+    texts: Texts,
+    *,
+    profile: bool,
+) -> list[dict[str, Any]]:
+    """The headline point (with news, latency at half its load, profile), then the sweep."""
+    (batch, wait), *rest = config.sweep
+    headline = run_point(
+        settings,
+        bootstrap,
+        registry,
+        scratch / "point-0",
+        texts,
+        PointPlan(
+            batch_size=batch,
+            max_wait_s=wait,
+            messages=config.saturation_messages,
+            news=config.saturation_news,
+            latency_rate=0.0,
+            latency_s=config.latency_s,
+            load_fraction=config.load_fraction,
+            profile_messages=config.profile_messages if profile else 0,
+        ),
+    )
+    common = float(headline["latency"]["offered_per_s"])
+    points = [headline]
+    for index, (batch, wait) in enumerate(rest, start=1):
+        points.append(
+            run_point(
+                settings,
+                bootstrap,
+                registry,
+                scratch / f"point-{index}",
+                texts,
+                PointPlan(
+                    batch_size=batch,
+                    max_wait_s=wait,
+                    messages=config.sweep_messages,
+                    news=0,
+                    latency_rate=common,
+                    latency_s=config.sweep_latency_s,
+                    load_fraction=config.load_fraction,
+                    profile_messages=0,
+                ),
+            )
+        )
+    return points

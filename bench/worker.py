@@ -1,0 +1,158 @@
+"""One real worker process (``python -m streams.cli worker``) over a private topic set."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+
+from bench.cluster import BenchError
+from deploy.broker import free_port
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+TOPIC_FIELDS = (
+    "topic_news_raw",
+    "topic_messages_raw",
+    "topic_news_scored",
+    "topic_messages_scored",
+    "topic_tickets_routed",
+    "topic_recommendations",
+    "topic_alerts",
+    "topic_feedback",
+    "topic_models_control",
+)
+
+
+def private_settings(
+    base: Settings, bootstrap: str, registry: Path, workdir: Path, **extra: str
+) -> Settings:
+    """Settings for a fresh topic set and consumer group, state kept under ``workdir``."""
+    unique = uuid.uuid4().hex[:10]
+    values: dict[str, str] = {
+        "kafka_bootstrap": bootstrap,
+        "app_id": f"bench-{unique}",
+        "registry_dir": str(registry.resolve()),
+        "state_dir": str(workdir / "state"),
+        "feedback_db_url": f"sqlite:///{(workdir / 'feedback.db').resolve()}",
+        "topic_partitions": str(base.topic_partitions),
+        "inference_threads": str(base.inference_threads),
+        "data_dir": str(base.data_dir),
+        "log_level": "WARNING",
+        **{
+            name: f"{name.removeprefix('topic_').replace('_', '.')}.bench-{unique}"
+            for name in TOPIC_FIELDS
+        },
+        **extra,
+    }
+    settings = Settings.model_validate(values)
+    ensure_topics(settings, bootstrap)
+    wait_for_leaders(bootstrap, settings.all_topics())
+    return settings
+
+
+def wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float = 60.0) -> None:
+    """Wait until every partition of ``topics`` has a leader (new topics take a moment)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamsense-bench")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = admin.describe_topics(topics)
+            ready = len(described) == len(topics) and all(
+                t.get("partitions") and all(p["leader_id"] >= 0 for p in t["partitions"])
+                for t in described
+            )
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"partitions of {topics[0]} and others have no leader yet")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+def _env_args(settings: Settings, metrics_port: int) -> list[str]:
+    """``NAME=value`` arguments for ``env``: the child inherits our environment plus these."""
+    fields = {
+        "kafka_bootstrap",
+        "app_id",
+        "registry_dir",
+        "state_dir",
+        "feedback_db_url",
+        "topic_partitions",
+        "inference_threads",
+        "data_dir",
+        "log_level",
+        "batch_size",
+        "batch_max_wait_s",
+        *TOPIC_FIELDS,
+    }
+    dumped = settings.model_dump()
+    args = [f"STREAMSENSE_{name.upper()}={dumped[name]}" for name in sorted(fields)]
+    return [*args, f"STREAMSENSE_METRICS_PORT={metrics_port}", "PYTHONUNBUFFERED=1"]
+
+
+@dataclass
+class Worker:
+    """A started worker process and where its output goes."""
+
+    settings: Settings
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, settings: Settings, workdir: Path) -> Worker:
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = workdir / f"worker-{settings.app_id}.log"
+        with log.open("wb") as handle:
+            # `env` adds our settings to the inherited environment and execs Python (same pid)
+            proc = subprocess.Popen(
+                [
+                    "env",
+                    *_env_args(settings, free_port()),
+                    sys.executable,
+                    "-m",
+                    "streams.cli",
+                    "worker",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(settings, proc, log)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check(self) -> None:
+        """Raise when the worker has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise BenchError(f"worker {self.pid} exited {self.proc.returncode}; log:\n{tail}")
+
+    def memory_mib(self) -> dict[str, float]:
+        """Peak (VmHWM) and current (VmRSS) resident memory, MiB, from /proc."""
+        out: dict[str, float] = {}
+        status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii", errors="replace")
+        for line in status.splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                out[name] = int(rest.split()[0]) / 1024  # kB
+        return {"vmhwm_mib": out.get("VmHWM", 0.0), "vmrss_mib": out.get("VmRSS", 0.0)}
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 60 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
