@@ -44,6 +44,7 @@ from streams.ticketing import route_and_recommend
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
+FATAL_EXIT = 70
 
 
 class ModelSlot:
@@ -177,7 +178,7 @@ def fatal(agent: str, exc: BaseException) -> None:
     committed offset, so nothing is lost (crash-only, as the kill tests prove)."""
     logger.critical("agent %s failed (%s); exiting so that a restart redelivers", agent, exc)
     logging.shutdown()
-    os._exit(70)
+    os._exit(FATAL_EXIT)
 
 
 Agent = Callable[[Any], Awaitable[None]]

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.registry import Registry
 from retrain.store import FeedbackStore
+from streams import faust_guard
 from streams.agents import (
     Collaborators,
     ModelSlot,
@@ -220,6 +221,7 @@ def build_app(
 ) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
     metrics = metrics if metrics is not None else Metrics.create()
+    faust_guard.install()
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -16,7 +16,9 @@ from rich.live import Live
 
 from models.data import LabeledData, load_banking77, load_twitter
 from models.pipeline import ensure_models
+from streams.agents import FATAL_EXIT
 from streams.bootstrap import local_broker
+from streams.faust_guard import SKIPPED_OFFSETS_EXIT
 from streams.live import LiveState, follow, start_thread
 from streams.replay import customer_messages, news_items, produce_items
 from streams.settings import Settings
@@ -25,6 +27,7 @@ from streams.topics import ensure_topics
 logger = logging.getLogger(__name__)
 
 TWITTER_FILE = Path("twitter_financial_news") / "sent_train.csv"
+CRASH_ONLY_EXITS = (FATAL_EXIT, SKIPPED_OFFSETS_EXIT)
 
 
 def _shuffled(data: LabeledData, seed: int) -> LabeledData:
@@ -128,7 +131,12 @@ def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
     start_thread(lambda: _scenario(bootstrap, settings, rate, stop), "scenario")
     try:
         with Live(state.render(), console=console, refresh_per_second=2) as live:
-            while worker.poll() is None:
+            while True:
+                if worker.poll() is not None:
+                    if worker.returncode not in CRASH_ONLY_EXITS:
+                        break
+                    # a crash-only exit committed nothing: restart, as a supervisor would
+                    worker, log_path = _spawn(settings, "worker")
                 live.update(state.render())
                 time.sleep(0.5)
         console.print(f"[red]the worker exited ({worker.returncode}); see {log_path}")

@@ -17,8 +17,14 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from deploy.broker import free_port
+from streams.agents import FATAL_EXIT
+from streams.faust_guard import SKIPPED_OFFSETS_EXIT
 from streams.settings import Settings
 from streams.topics import ensure_topics
+
+RESTARTED_EXITS = (FATAL_EXIT, SKIPPED_OFFSETS_EXIT)
+"""Exit codes of a worker that stopped on purpose without committing (see streams.agents.fatal
+and streams.faust_guard): a supervisor restarts it."""
 
 TOPIC_FIELDS = (
     "topic_news_raw",
@@ -43,6 +49,7 @@ class Pipeline:
     workdir: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     metrics_ports: list[int] = field(default_factory=list)
+    restarts: int = 0
 
     @classmethod
     def create(
@@ -95,8 +102,17 @@ class Pipeline:
         )
 
     def assert_workers_alive(self) -> None:
-        for proc in self.workers:
-            assert proc.poll() is None, f"worker {proc.pid} exited {proc.returncode}\n{self.logs()}"
+        """Fail on a worker that died; restart one that exited on purpose (crash-only exits,
+        which a supervisor such as Kubernetes restarts in production)."""
+        for proc in list(self.workers):
+            if proc.poll() is None:
+                continue
+            assert proc.returncode in RESTARTED_EXITS, (
+                f"worker {proc.pid} exited {proc.returncode}\n{self.logs()}"
+            )
+            self.workers.remove(proc)
+            self.restarts += 1
+            self.start_worker()
 
     def stop_all(self) -> None:
         for proc in self.workers:

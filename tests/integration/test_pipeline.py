@@ -365,6 +365,8 @@ def test_sigkill_mid_stream_loses_nothing(
                 lambda recs, seen=seen: len(recs) >= seen + 40, 180, pipe.assert_workers_alive
             )
             assert len(routed.records) >= seen + 40, f"no progress after a restart\n{pipe.logs()}"
+            pipe.assert_workers_alive()
+            worker = pipe.workers[-1]
             kill_hard(worker)
             pipe.workers.remove(worker)
             worker = pipe.start_worker()
@@ -377,7 +379,10 @@ def test_sigkill_mid_stream_loses_nothing(
     missing = set(sent) - set(counts)
     assert not missing, f"{len(missing)} ids lost, e.g. {sorted(missing)[:5]}"
     duplicates = sum(counts[i] - 1 for i in sent)
-    print(f"\nkill test: {len(sent)} messages, 3 SIGKILLs, {duplicates} duplicate outputs")
+    print(
+        f"\nkill test: {len(sent)} messages, 3 SIGKILLs, {duplicates} duplicate outputs, "
+        f"{pipe.restarts} crash-only restarts"
+    )
     # a duplicate is the same message routed again: same id, same customer, same intent
     by_id: dict[str, set[tuple[str, str]]] = {}
     for r in routed.records:
