@@ -18,7 +18,6 @@ from models.data import LabeledData, load_banking77, load_twitter
 from models.pipeline import ensure_models
 from streams.agents import FATAL_EXIT
 from streams.bootstrap import local_broker
-from streams.faust_guard import SKIPPED_OFFSETS_EXIT
 from streams.live import LiveState, follow, start_thread
 from streams.replay import customer_messages, news_items, produce_items
 from streams.settings import Settings
@@ -27,7 +26,7 @@ from streams.topics import ensure_topics
 logger = logging.getLogger(__name__)
 
 TWITTER_FILE = Path("twitter_financial_news") / "sent_train.csv"
-CRASH_ONLY_EXITS = (FATAL_EXIT, SKIPPED_OFFSETS_EXIT)
+CRASH_ONLY_EXITS = (FATAL_EXIT,)
 
 
 def _shuffled(data: LabeledData, seed: int) -> LabeledData:

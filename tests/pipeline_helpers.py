@@ -18,11 +18,10 @@ from kafka import KafkaConsumer
 
 from deploy.broker import free_port
 from streams.agents import FATAL_EXIT
-from streams.faust_guard import SKIPPED_OFFSETS_EXIT
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-RESTARTED_EXITS = (FATAL_EXIT, SKIPPED_OFFSETS_EXIT)
+RESTARTED_EXITS = (FATAL_EXIT,)
 """Exit codes of a worker that stopped on purpose without committing (see streams.agents.fatal
 and streams.faust_guard): a supervisor restarts it."""
 
