@@ -21,15 +21,24 @@ logger = logging.getLogger(__name__)
 
 
 class _ReadOffsets(defaultdict[Any, int | None]):
-    """faust's last-read offset per partition, able to rewind past the next write."""
+    """faust's last-read offset per partition, pinned while a rewind is re-read.
+
+    While ``pinned[tp]`` names the first record to re-read, records past it (fetched before
+    the rewind) still reach the agents but leave the read offset just before the pin, so
+    the re-read records are accepted; the re-read of the pinned record lifts the pin.
+    """
 
     def __init__(self) -> None:
         super().__init__(lambda: None)
-        self.rewind: dict[Any, int | None] = {}
+        self.pinned: dict[Any, int] = {}
 
     def __setitem__(self, tp: Any, offset: int | None) -> None:
-        if tp in self.rewind:  # the write after a rewind: keep the rewound position
-            offset = self.rewind.pop(tp)
+        target = self.pinned.get(tp)
+        if target is not None and offset is not None:
+            if offset > target:
+                super().__setitem__(tp, target - 1 if target > 0 else None)
+                return
+            del self.pinned[tp]
         super().__setitem__(tp, offset)
 
 
@@ -38,27 +47,39 @@ def install() -> None:
     from faust.transport.consumer import Consumer
 
     original_init = Consumer.__init__
+    original_new_offset = Consumer._new_offset
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self._read_offset = _ReadOffsets()
 
     async def _rewind_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        read = self._read_offset
+        if not isinstance(read, _ReadOffsets) or tp in read.pinned:
+            return  # a rewind of this partition is already being re-read
         # offset_from is one past faust's read offset; after a seek faust's read offset is
         # already the next record to read, so start one earlier (a duplicate at worst)
         start = max(0, offset_from - 1)
         logger.warning(
-            "faust skipped offsets %s..%s of %s[%s]; re-reading them from %s",
+            "faust skipped offsets %s..%s of %s[%s]; re-reading them",
             start,
             offset_to - 1,
             tp.topic,
             tp.partition,
-            start,
         )
         await self._seek(tp, start)
-        read = self._read_offset
-        if isinstance(read, _ReadOffsets):
-            read.rewind[tp] = start - 1 if start > 0 else None
+        read.pinned[tp] = start
+
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        # commit only a run that starts at the committed offset: faust lets a run start one
+        # record later, which skips that record when it is acknowledged late
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed:
+            return None
+        result: int | None = original_new_offset(self, tp)
+        return result
 
     Consumer.__init__ = __init__  # type: ignore[method-assign]
     Consumer._add_gap = _rewind_gap  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
