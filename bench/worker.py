@@ -17,17 +17,7 @@ from deploy.broker import free_port
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-TOPIC_FIELDS = (
-    "topic_news_raw",
-    "topic_messages_raw",
-    "topic_news_scored",
-    "topic_messages_scored",
-    "topic_tickets_routed",
-    "topic_recommendations",
-    "topic_alerts",
-    "topic_feedback",
-    "topic_models_control",
-)
+TOPIC_FIELDS = Settings.topic_fields()
 
 
 def private_settings(

@@ -53,25 +53,10 @@ def _clean_errors() -> Iterator[None]:
 
 def make_publisher(settings: Settings) -> Publish:
     """``publish(task, version, action)``: one ModelControl record on the control topic."""
+    from streams.control import publish_control
 
     def publish(task: str, version: str, action: str) -> None:
-        from kafka import KafkaProducer
-
-        from streams.bootstrap import resolve_bootstrap
-        from streams.records import ModelControl, encode
-
-        record = ModelControl.model_validate(
-            {"task": task, "version": version, "action": action, "at": datetime.now(UTC)}
-        )
-        producer = KafkaProducer(
-            bootstrap_servers=resolve_bootstrap(settings, start=False), acks="all"
-        )
-        try:
-            topic = settings.topic_models_control
-            producer.send(topic, key=task.encode(), value=encode(record)).get(timeout=30)
-        finally:
-            producer.close()
-        logger.info("announced %s %s/%s on %s", action, task, version, topic)
+        publish_control(settings, task, version, action)
 
     return publish
 

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     topic_feedback: str = Field(default="feedback", description="Labeled feedback.")
     topic_models_control: str = Field(default="models.control", description="Model promotions.")
 
+    @classmethod
+    def topic_fields(cls) -> list[str]:
+        """Names of the fields that hold a topic name (``topic_*``, not the partition count)."""
+        return [n for n in cls.model_fields if n.startswith("topic_") and n != "topic_partitions"]
+
     def dlq_topic(self, topic: str) -> str:
         """The dead-letter topic of an input topic."""
         return f"{topic}.dlq"

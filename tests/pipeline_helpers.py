@@ -25,17 +25,7 @@ RESTARTED_EXITS = (FATAL_EXIT,)
 """Exit codes of a worker that stopped on purpose without committing (see streams.agents.fatal
 and streams.faust_guard): a supervisor restarts it."""
 
-TOPIC_FIELDS = (
-    "topic_news_raw",
-    "topic_messages_raw",
-    "topic_news_scored",
-    "topic_messages_scored",
-    "topic_tickets_routed",
-    "topic_recommendations",
-    "topic_alerts",
-    "topic_feedback",
-    "topic_models_control",
-)
+TOPIC_FIELDS = Settings.topic_fields()
 
 
 @dataclass
