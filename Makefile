@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-PACKAGES := streams models retrain deploy bench
+PACKAGES := streamsense streams models retrain deploy bench
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration test-gpu lint format bench broker-start broker-stop clean

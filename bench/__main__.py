@@ -11,7 +11,7 @@ from rich.console import Console
 from bench.config import FULL, QUICK
 from bench.report import print_report, write_json, write_plot
 from bench.run import run_bench
-from streams.logconfig import configure_logging
+from streams.cli.logconfig import configure_logging
 from streams.settings import Settings
 
 logger = logging.getLogger("bench")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from deploy.broker import LocalBroker, broker_answers, fetch_jars
 from streams.settings import Settings
+from streamsense.errors import StreamsenseError
 
 logger = logging.getLogger(__name__)
 
 
-class BenchError(Exception):
+class BenchError(StreamsenseError):
     """The bench could not set up or complete a measurement."""
 
 

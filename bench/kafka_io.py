@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTP
 
-from streams.records import CustomerMessage, NewsItem, encode
-from streams.replay import CHANNELS
+from streams.core.records import CustomerMessage, NewsItem, encode
+from streams.edges.replay import CHANNELS
 
 
 def message_record(item_id: str, text: str, rng: random.Random) -> tuple[bytes, bytes]:

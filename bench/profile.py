@@ -23,7 +23,7 @@ COMPONENTS = (
     ("retrain/store", "feedback store (SQLite)"),
     ("sqlite3", "feedback store (SQLite)"),
     ("pydantic", "records (pydantic decode/encode)"),
-    ("streams/records.py", "records (pydantic decode/encode)"),
+    ("streams/core/records.py", "records (pydantic decode/encode)"),
     ("prometheus_client", "metrics (prometheus_client)"),
     ("faust/tables", "Faust tables (changelog)"),
     ("aiokafka", "Kafka client (aiokafka)"),

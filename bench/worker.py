@@ -14,8 +14,8 @@ from kafka import KafkaAdminClient
 
 from bench.cluster import BenchError
 from deploy.broker import free_port
+from streams.edges.topics import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 TOPIC_FIELDS = Settings.topic_fields()
 

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from streamsense.errors import StreamsenseError
+
 logger = logging.getLogger(__name__)
 
 _STAMP = ".complete"
 
 
-class BrokerError(Exception):
+class BrokerError(StreamsenseError):
     """The local broker could not be fetched, started or reached."""
 
 

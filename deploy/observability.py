@@ -1,7 +1,7 @@
 """Reading the observability files as data: every panel query, every rule, and what PromQL uses.
 
 The tests use these helpers to check that dashboards and alert rules only use metric names and
-labels that ``streams/metrics.py`` defines, and to evaluate each query against a real
+labels that ``streams/runtime/metrics.py`` defines, and to evaluate each query against a real
 Prometheus server. The PromQL reading here is a small tokenizer, not a parser: it knows enough
 (strings, label matchers, range selectors, grouping clauses, function calls) to list metric
 names and label names; the real Prometheus (and ``promtool``) judge validity.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from streamsense.errors import StreamsenseError
 
-class ModelsError(Exception):
+
+class ModelsError(StreamsenseError):
     """Base class of every error the models package raises on purpose."""
 
 

@@ -11,7 +11,6 @@ import ctypes.util
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.exceptions import ModelsError
+from models.prediction import Prediction
 from models.tokenizer import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -28,18 +28,6 @@ INT8_FILE = "model.int8.onnx"
 PRECISIONS = ("auto", "fp32", "int8")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The label of one text and the probability of every label."""
-
-    label: str
-    probs: dict[str, float]
-
-    @property
-    def confidence(self) -> float:
-        return self.probs[self.label]
 
 
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from streamsense.errors import StreamsenseError
 
-class RetrainError(Exception):
+
+class RetrainError(StreamsenseError):
     """Base class of every error the retrain package raises on purpose."""
 
 

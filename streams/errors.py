@@ -1,8 +1,8 @@
-"""The root of every streamsense error."""
+"""Errors of the streaming layer, under the project's one root."""
 
+from streamsense.errors import StreamsenseError
 
-class StreamsenseError(Exception):
-    """Base class of every error streamsense raises on purpose."""
+__all__ = ["ConfigFileError", "ConfigurationError", "InvalidRecordError", "StreamsenseError"]
 
 
 class ConfigurationError(StreamsenseError):

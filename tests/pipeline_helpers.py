@@ -17,13 +17,13 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from deploy.broker import free_port
-from streams.agents import FATAL_EXIT
+from streams.edges.topics import ensure_topics
+from streams.runtime.agents import FATAL_EXIT
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 RESTARTED_EXITS = (FATAL_EXIT,)
-"""Exit codes of a worker that stopped on purpose without committing (see streams.agents.fatal
-and streams.faust_guard): a supervisor restarts it."""
+"""Exit codes of a worker that stopped on purpose without committing (see
+streams.runtime.agents.fatal and streams.runtime.faust_guard): a supervisor restarts it."""
 
 TOPIC_FIELDS = Settings.topic_fields()
 

@@ -6,7 +6,7 @@ check the same, so the JSON cannot drift from the code).
 
 Queries use fixed windows (``[1m]``, ``[5m]``, ``[1h]``) rather than Grafana's
 ``$__rate_interval`` so that each one is plain PromQL the tests can send to Prometheus as is.
-Labels are the bounded ones of ``streams/metrics.py`` only.
+Labels are the bounded ones of ``streams/runtime/metrics.py`` only.
 """
 
 from __future__ import annotations

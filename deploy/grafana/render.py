@@ -24,11 +24,12 @@ from typing import Any
 
 from deploy.grafana.dashboards import build
 from deploy.observability import panels
+from streamsense.errors import StreamsenseError
 
 UNIT_SUFFIX = {"s": " (s)", "reqps": " (/s)", "percentunit": " (ratio)"}
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(StreamsenseError):
     """Prometheus did not answer a query, or answered with an error."""
 
 

@@ -15,7 +15,7 @@ from models.data import load_twitter
 from models.pipeline import train_and_register
 from models.registry import Registry
 from models.training import TrainConfig
-from streams.replay import news_items
+from streams.edges.replay import news_items
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
 from tests.pipeline_helpers import Pipeline, TopicReader

@@ -12,7 +12,7 @@ top-level comparison and set operators, thresholds dropped; see
 
 The retrain and gate metrics (``streamsense_retrain_*``, ``streamsense_gate_*``) come from the
 scheduler process, which does not exist yet. Until it does, this module serves them from a
-prometheus_client registry built by ``streams.metrics.Metrics.create()`` (the same
+prometheus_client registry built by ``streams.runtime.metrics.Metrics.create()`` (the same
 definitions) on an HTTP port inside the test process, incremented the way a scheduler
 would (one succeeded and one failed run per task, their durations, a promotion and a
 refusal): Prometheus scrapes it as the ``streamsense-scheduler`` job. That checks the
@@ -57,9 +57,9 @@ from deploy.observability import (
 )
 from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
-from streams.metrics import Metrics
-from streams.records import ModelControl, RoutedTicket, encode
-from streams.replay import ReplayItem, customer_messages, feedback_for, news_items
+from streams.core.records import ModelControl, RoutedTicket, encode
+from streams.edges.replay import ReplayItem, customer_messages, feedback_for, news_items
+from streams.runtime.metrics import Metrics
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
 from tests.pipeline_helpers import Pipeline

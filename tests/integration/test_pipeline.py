@@ -15,9 +15,9 @@ import pytest
 
 from models.data import load_banking77, load_twitter
 from models.registry import Registry
-from streams.records import RoutedTicket, ScoredMessage, ScoredNews, encode
-from streams.replay import customer_messages, news_items
-from streams.routing import RoutingTable
+from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
+from streams.core.routing import RoutingTable
+from streams.edges.replay import customer_messages, news_items
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, TopicReader, kill_hard
 

@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from models.data import load_twitter
-from streams import cli_retrain
-from streams.records import Feedback, ModelControl, decode
-from streams.replay import news_items
+from streams.cli import retrain as cli_retrain
+from streams.core.records import Feedback, ModelControl, decode
+from streams.edges.replay import news_items
 from streams.settings import Settings
 from tests.kafka_helpers import consume_until
 

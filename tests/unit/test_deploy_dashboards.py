@@ -19,7 +19,7 @@ from deploy.observability import (
     panel_queries,
     panels,
 )
-from streams.metrics import Metrics
+from streams.runtime.metrics import Metrics
 
 # Prometheus's own series that rules may use besides ours.
 PROMETHEUS_SERIES = {"up"}
@@ -72,7 +72,9 @@ def test_panel_queries_use_only_defined_metrics(query: PanelQuery) -> None:
     names = metric_names(query.expr)
     assert names, f"no metric in {query.expr!r}"
     unknown = names - set(EXPORTED)
-    assert not unknown, f"{query.panel}: {sorted(unknown)} are not exported by streams/metrics.py"
+    assert not unknown, (
+        f"{query.panel}: {sorted(unknown)} are not exported by streams/runtime/metrics.py"
+    )
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: f"{q.panel}-{q.ref_id}")

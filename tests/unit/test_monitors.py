@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
-from streams.monitors import alert_id, decay, window_bucket
-from streams.records import Alert, RoutedTicket, ScoredNews
-from streams.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
+from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.monitors import alert_id, decay, window_bucket
+from streams.core.records import Alert, RoutedTicket, ScoredNews
+from streams.core.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
 
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # wall clock: only stamps raised_at

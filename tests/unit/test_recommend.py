@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from streams.core.recommend import ANY_INTENT, ActionCatalog, recommend
+from streams.core.records import RankedAction
+from streams.core.routing import RoutingTable
 from streams.errors import ConfigFileError
-from streams.recommend import ANY_INTENT, ActionCatalog, recommend
-from streams.records import RankedAction
-from streams.routing import RoutingTable
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
 CATALOG = ActionCatalog.load(CONFIG / "actions.toml")

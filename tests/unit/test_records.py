@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel
 
-from streams.errors import ConfigFileError, InvalidRecordError
-from streams.records import (
+from streams.core.records import (
     Alert,
     CustomerMessage,
     DeadLetter,
@@ -24,6 +23,7 @@ from streams.records import (
     encode,
     parse_toml,
 )
+from streams.errors import ConfigFileError, InvalidRecordError
 
 T = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 SECRET = "my card 4111 1111 1111 1111 was stolen"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigFileError
-from streams.routing import (
+from streams.core.routing import (
     CustomerHistory,
     RoutingTable,
     SentimentRule,
     route,
     top_intents,
 )
+from streams.errors import ConfigFileError
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING = ROOT / "deploy" / "config" / "routing.toml"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.core.records import NewsItem
+from streams.core.tickers import CompanyDictionary, extract_tickers, find_cashtags, normalise_ticker
 from streams.errors import ConfigFileError
-from streams.records import NewsItem
-from streams.tickers import CompanyDictionary, extract_tickers, find_cashtags, normalise_ticker
 
 COMPANIES = Path(__file__).resolve().parents[2] / "deploy" / "config" / "companies.toml"
 DICTIONARY = CompanyDictionary.load(COMPANIES)

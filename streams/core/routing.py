@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from streams.records import config_problem, load_toml, parse_toml
+from streams.core.records import config_problem, load_toml, parse_toml
 
 Priority = Annotated[int, Field(ge=1, le=5)]
 """1 is the most urgent, 5 the least."""

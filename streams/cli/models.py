@@ -260,7 +260,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 def _announce(settings: Settings, task: str, version: str, action: str) -> None:
     """Tell running workers (``models.control``); they load, verify, warm up and swap."""
     from deploy.broker import BrokerError
-    from streams.control import publish_control
+    from streams.edges.control import publish_control
 
     try:
         publish_control(settings, task, version, action)

@@ -12,11 +12,10 @@ import typer
 from rich.console import Console
 
 from models.data import load_banking77, load_twitter, load_user_file, task_labels
-from streams.bootstrap import resolve_bootstrap
-from streams.errors import ConfigurationError
-from streams.replay import customer_messages, news_items, produce_items
+from streams.edges.bootstrap import resolve_bootstrap
+from streams.edges.replay import customer_messages, news_items, produce_items
+from streams.edges.topics import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -29,31 +28,6 @@ class StreamKind(StrEnum):
 
     news = "news"
     messages = "messages"
-
-
-def run_worker(settings: Settings) -> None:
-    """Run one Faust worker of the pipeline in this process until stopped."""
-    from faust.worker import Worker
-    from prometheus_client import start_http_server
-
-    from models.registry import Registry
-    from streams.app import build_app
-    from streams.metrics import Metrics
-
-    bootstrap = resolve_bootstrap(settings)
-    ensure_topics(settings, bootstrap)
-    metrics = Metrics.create()
-    try:
-        start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({exc}); "
-            "give each worker on a machine its own STREAMSENSE_METRICS_PORT"
-        ) from exc
-    logger.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
-    app = build_app(settings, bootstrap, Registry(settings.registry_dir), metrics)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
 
 
 def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
@@ -71,13 +45,15 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         rate: float = typer.Option(15.0, "--rate", help="Records per second per input stream"),
     ) -> None:
         """Broker, models (trained if missing), worker, a replay of real data, live view."""
-        from streams.demo import run_demo
+        from streams.cli.demo import run_demo
 
         run_demo(get_settings(), Console(), rate=rate)
 
     @app.command("worker")
     def worker() -> None:
         """Run one worker; several workers share the partitions as one consumer group."""
+        from streams.compose import run_worker
+
         run_worker(get_settings())
 
     @app.command("replay")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from models.runtime import Prediction
-from streams.records import CustomerMessage, NewsItem, ScoredMessage, ScoredNews
-from streams.routing import top_intents
-from streams.tickers import CompanyDictionary, extract_tickers
+from models.prediction import Prediction
+from streams.core.records import CustomerMessage, NewsItem, ScoredMessage, ScoredNews
+from streams.core.routing import top_intents
+from streams.core.tickers import CompanyDictionary, extract_tickers
 
 
 def signed_score(probs: dict[str, float]) -> float:

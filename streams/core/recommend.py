@@ -8,7 +8,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from streams.records import RankedAction, config_problem, load_toml, parse_toml
+from streams.core.records import RankedAction, config_problem, load_toml, parse_toml
 
 ANY_INTENT = "*"
 """Key of an action's weight for every intent it does not list."""

@@ -1,7 +1,7 @@
 """Pieces shared by the alert monitors: event time, alert ids, time-decayed means.
 
-The monitors themselves are ``streams.ticker_monitor`` (news sentiment per ticker) and
-``streams.intent_monitor`` (complaint spikes per intent). Both are pure: state in,
+The monitors themselves are ``streams.core.ticker_monitor`` (news sentiment per ticker) and
+``streams.core.intent_monitor`` (complaint spikes per intent). Both are pure: state in,
 state and alerts out, all time taken from the events.
 """
 

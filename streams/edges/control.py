@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 
-from streams.bootstrap import resolve_bootstrap
-from streams.records import ModelControl, encode
+from streams.core.records import ModelControl, encode
+from streams.edges.bootstrap import resolve_bootstrap
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)

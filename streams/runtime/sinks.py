@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from retrain.store import FeedbackRow, FeedbackStore, Judged, PredictionRow
-from streams.agents import Agent, Collaborators, batched
-from streams.delivery import Outbox, send_dead_letter
+from streams.core.records import Feedback, RoutedTicket, ScoredNews, decode
 from streams.errors import InvalidRecordError
-from streams.records import Feedback, RoutedTicket, ScoredNews, decode
+from streams.runtime.agents import Agent, Collaborators, batched
+from streams.runtime.delivery import Outbox, send_dead_letter
 
 logger = logging.getLogger(__name__)
 

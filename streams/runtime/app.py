@@ -1,8 +1,11 @@
-"""The composition root: builds the Faust app, the models, the cores and the agents."""
+"""The worker's Faust app: topics, tables, agents and background tasks, wired to the cores.
+
+It is handed its collaborators (settings, registry, metrics, feedback store) by the
+composition root, :mod:`streams.compose`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import logging
 import os
@@ -11,12 +14,16 @@ from datetime import timedelta
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.registry import Registry
 from retrain.store import FeedbackStore
-from streams import faust_guard
-from streams.agents import (
+from streams.core.intent_monitor import IntentParams
+from streams.core.recommend import ActionCatalog
+from streams.core.routing import RoutingTable
+from streams.core.ticker_monitor import TickerParams
+from streams.core.tickers import CompanyDictionary
+from streams.runtime import faust_guard
+from streams.runtime.agents import (
     Collaborators,
     ModelSlot,
     Topics,
@@ -26,16 +33,11 @@ from streams.agents import (
     make_router,
     make_ticker_monitor,
 )
-from streams.errors import InvalidRecordError
-from streams.intent_monitor import IntentParams
-from streams.metrics import Metrics
-from streams.recommend import ActionCatalog
-from streams.records import ModelControl, decode
-from streams.routing import RoutingTable
+from streams.runtime.lag import LagReporter
+from streams.runtime.metrics import Metrics
+from streams.runtime.sinks import make_feedback_sink, make_prediction_sink
+from streams.runtime.swapper import ModelSwapper
 from streams.settings import Settings
-from streams.sinks import make_feedback_sink, make_prediction_sink
-from streams.ticker_monitor import TickerParams
-from streams.tickers import CompanyDictionary
 
 logger = logging.getLogger(__name__)
 
@@ -90,137 +92,14 @@ def build_topics(app: faust.App, s: Settings) -> Topics:
     )
 
 
-class ModelSwapper:
-    """Follows ``models.control`` and swaps a verified, warmed model into each slot.
-
-    Every worker reads the control topic on its own (no consumer group), from its end:
-    the registry's alias already told it the production version at start-up.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        bootstrap: str,
-        registry: Registry,
-        slots: dict[str, ModelSlot],
-        metrics: Metrics,
-    ) -> None:
-        self.metrics = metrics
-        self.settings = settings
-        self.bootstrap = bootstrap
-        self.registry = registry
-        self.slots = slots
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
-
-    def _load(self, task: str, version: str) -> Any:
-        classifier = self.registry.load(task, version, threads=self.settings.inference_threads)
-        classifier.warmup()
-        return classifier
-
-    async def apply(self, task: str, version: str) -> bool:
-        """Load ``version`` of ``task`` beside the serving one, then swap; True if swapped."""
-        slot = self.slots.get(task)
-        if slot is None or slot.classifier.version == version:
-            return False
-        loop = asyncio.get_running_loop()
-        try:
-            classifier = await loop.run_in_executor(self.executor, self._load, task, version)
-        except Exception:
-            logger.exception(
-                "could not load %s/%s; still serving %s", task, version, slot.classifier.version
-            )
-            return False
-        old = slot.swap(classifier)
-        self.metrics.model_info.labels(task, old.version).set(0)
-        self.metrics.model_info.labels(task, version).set(1)
-        self.metrics.swaps.labels(task).inc()
-        logger.info("swapped %s: %s -> %s", task, old.version, version)
-        return True
-
-    async def run(self) -> None:
-        """Consume ``models.control`` until cancelled."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tp = TopicPartition(self.settings.topic_models_control, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_end(tp)
-            for task in self.slots:  # a promotion between start-up and now
-                current = self.registry.production(task)
-                if current:
-                    await self.apply(task, current)
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for messages in batches.values():
-                    for message in messages:
-                        await self._handle(message.value)
-        finally:
-            await consumer.stop()
-
-    async def _handle(self, value: bytes | None) -> None:
-        try:
-            control = decode(ModelControl, value)
-        except InvalidRecordError as exc:
-            logger.warning("ignoring an invalid models.control record: %s", exc.reason)
-            return
-        await self.apply(control.task, control.version)
-
-
-class LagReporter:
-    """Exports the consumer group's lag per input partition (end offset - committed)."""
-
-    def __init__(self, settings: Settings, bootstrap: str, metrics: Metrics) -> None:
-        self.settings = settings
-        self.bootstrap = bootstrap
-        self.metrics = metrics
-
-    def _measure(self) -> dict[tuple[str, int], int]:
-        from kafka import KafkaConsumer
-        from kafka import TopicPartition as KafkaTP
-
-        s = self.settings
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False
-        )
-        try:
-            partitions = [
-                KafkaTP(topic, p)
-                for topic in (
-                    s.topic_news_raw,
-                    s.topic_messages_raw,
-                    s.topic_news_scored,
-                    s.topic_messages_scored,
-                    s.topic_tickets_routed,
-                )
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            ends = consumer.end_offsets(partitions)
-            return {
-                (tp.topic, tp.partition): max(0, ends[tp] - (consumer.committed(tp) or 0))
-                for tp in partitions
-            }
-        finally:
-            consumer.close()
-
-    async def run(self) -> None:
-        """Measure every 10 seconds until cancelled."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                lags = await loop.run_in_executor(None, self._measure)
-            except Exception as exc:  # lag is best effort; the pipeline goes on
-                logger.warning("could not measure consumer lag: %s", exc)
-            else:
-                for (topic, partition), lag in lags.items():
-                    self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
-            await asyncio.sleep(10)
-
-
 def build_app(
-    settings: Settings, bootstrap: str, registry: Registry, metrics: Metrics | None = None
+    settings: Settings,
+    bootstrap: str,
+    registry: Registry,
+    metrics: Metrics,
+    store: FeedbackStore,
 ) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
-    metrics = metrics if metrics is not None else Metrics.create()
     faust_guard.install()
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +173,6 @@ def build_app(
     agent(topics.messages_scored, "router", make_router(collab, history))
     agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
     agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))
-    store = FeedbackStore.open(settings.feedback_db_url)
     agent(
         topics.predictions,
         "prediction-sink",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.monitors import alert_id, epoch, from_epoch, window_bucket
-from streams.records import Alert, AlertKind, RoutedTicket
+from streams.core.monitors import alert_id, epoch, from_epoch, window_bucket
+from streams.core.records import Alert, AlertKind, RoutedTicket
 
 COMPLAINT_SPIKE: AlertKind = "complaint_spike"
 

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.core.records import DeadLetter, encode
 from streams.errors import InvalidRecordError
-from streams.metrics import Metrics
-from streams.records import DeadLetter, encode
+from streams.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 
 from models.data import LabeledData
-from streams.records import CustomerMessage, Feedback, NewsItem, encode
+from streams.core.records import CustomerMessage, Feedback, NewsItem, encode
 
 CHANNELS = ("chat", "email", "app", "phone")
 

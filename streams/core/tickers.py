@@ -11,8 +11,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from streams.core.records import NewsItem, load_toml, parse_toml
 from streams.errors import ConfigFileError
-from streams.records import NewsItem, load_toml, parse_toml
 
 _TICKER_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,19}$")
 # $AAPL, $BRK.B; not $5, $100M, US$5 or $aapl (lower case is too often prose: "$bn").

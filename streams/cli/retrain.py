@@ -19,7 +19,7 @@ from models.exceptions import ModelsError
 from retrain.exceptions import RetrainError
 from retrain.store import FeedbackStore
 from streams.errors import StreamsenseError
-from streams.metrics import Metrics
+from streams.runtime.metrics import Metrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # the job imports torch: load it only when a command needs it
@@ -53,7 +53,7 @@ def _clean_errors() -> Iterator[None]:
 
 def make_publisher(settings: Settings) -> Publish:
     """``publish(task, version, action)``: one ModelControl record on the control topic."""
-    from streams.control import publish_control
+    from streams.edges.control import publish_control
 
     def publish(task: str, version: str, action: str) -> None:
         publish_control(settings, task, version, action)
@@ -139,9 +139,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from kafka import KafkaProducer
 
         from retrain.labelled_file import read_labelled
-        from streams.bootstrap import resolve_bootstrap
-        from streams.records import Feedback, encode
-        from streams.topics import ensure_topics
+        from streams.core.records import Feedback, encode
+        from streams.edges.bootstrap import resolve_bootstrap
+        from streams.edges.topics import ensure_topics
 
         settings = get_settings()
         with _clean_errors():

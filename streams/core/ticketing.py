@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from streams.recommend import ActionCatalog, recommend
-from streams.records import Recommendation, RoutedTicket, ScoredMessage
-from streams.routing import CustomerHistory, RoutingTable, route
+from streams.core.recommend import ActionCatalog, recommend
+from streams.core.records import Recommendation, RoutedTicket, ScoredMessage
+from streams.core.routing import CustomerHistory, RoutingTable, route
 
 
 @dataclass(frozen=True)

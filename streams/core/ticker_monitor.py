@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.monitors import alert_id, decay, epoch, from_epoch, window_bucket
-from streams.records import Alert, AlertKind, ScoredNews
+from streams.core.monitors import alert_id, decay, epoch, from_epoch, window_bucket
+from streams.core.records import Alert, AlertKind, ScoredNews
 
 SENTIMENT_DROP: AlertKind = "sentiment_drop"
 NEGATIVE_BURST: AlertKind = "negative_burst"

@@ -16,12 +16,12 @@ from rich.live import Live
 
 from models.data import LabeledData, load_banking77, load_twitter
 from models.pipeline import ensure_models
-from streams.agents import FATAL_EXIT
-from streams.bootstrap import local_broker
-from streams.live import LiveState, follow, start_thread
-from streams.replay import customer_messages, news_items, produce_items
+from streams.cli.live import LiveState, follow, start_thread
+from streams.edges.bootstrap import local_broker
+from streams.edges.replay import customer_messages, news_items, produce_items
+from streams.edges.topics import ensure_topics
+from streams.runtime.agents import FATAL_EXIT
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 
 from deploy.broker import BrokerError, broker_answers
-from streams.bootstrap import local_broker
+from streams.cli.logconfig import configure_logging
+from streams.edges.bootstrap import local_broker
 from streams.errors import StreamsenseError
-from streams.logconfig import configure_logging
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,15 +81,15 @@ def broker_status() -> None:
 
 
 def _register_commands() -> None:
-    from streams import cli_stream
+    from streams.cli import stream as cli_stream
 
     cli_stream.register(app, get_settings)
     try:
-        from streams import cli_models
+        from streams.cli import models as cli_models
     except ImportError:  # pragma: no cover - the models CLI arrives with its module
         return
     cli_models.register(app, get_settings)
-    from streams import cli_retrain
+    from streams.cli import retrain as cli_retrain
 
     cli_retrain.register(app, get_settings)
 

@@ -20,13 +20,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from models.runtime import Classifier, Prediction
-from streams.delivery import Outbox, send_dead_letter
-from streams.errors import InvalidRecordError
-from streams.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
-from streams.metrics import Metrics
-from streams.recommend import ActionCatalog
-from streams.records import (
+from models.prediction import Prediction
+from models.runtime import Classifier
+from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.recommend import ActionCatalog
+from streams.core.records import (
     CustomerMessage,
     NewsItem,
     RoutedTicket,
@@ -35,11 +33,14 @@ from streams.records import (
     decode,
     encode,
 )
-from streams.routing import CustomerHistory, RoutingTable
-from streams.scoring import news_text, score_messages, score_news
-from streams.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
-from streams.tickers import CompanyDictionary
-from streams.ticketing import route_and_recommend
+from streams.core.routing import CustomerHistory, RoutingTable
+from streams.core.scoring import news_text, score_messages, score_news
+from streams.core.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
+from streams.core.tickers import CompanyDictionary
+from streams.core.ticketing import route_and_recommend
+from streams.errors import InvalidRecordError
+from streams.runtime.delivery import Outbox, send_dead_letter
+from streams.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

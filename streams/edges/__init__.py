@@ -1,0 +1,1 @@
+"""The Kafka edges outside a worker: bootstrap, topics, control announcements, replay."""
