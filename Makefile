@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := streamsense streams models retrain deploy bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-gpu lint format bench broker-start broker-stop clean
+.PHONY: help install run test test-unit test-integration test-gpu lint contracts format bench retrain-demo dashboards broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ install: $(STAMP) ## Create .venv and install the pinned dependencies (idempoten
 run: $(STAMP) ## Broker, models (trained if missing), worker and a replay of real data; Ctrl-C stops all
 	$(BIN)/streamsense run
 
-test: $(STAMP) ## Unit and integration tests against a real Kafka broker and Prometheus
+test: $(STAMP) contracts ## Layering contracts, unit and integration tests against real Kafka, Prometheus, PostgreSQL
 	@bash deploy/install-prometheus.sh
 	$(BIN)/python -m pytest -m "not gpu" tests
 
@@ -38,17 +38,26 @@ test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
 test-gpu: $(STAMP) ## Tests that need an NVIDIA GPU with a usable CUDA provider
 	$(BIN)/python -m pytest -m gpu tests
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict
+lint: $(STAMP) contracts ## Layering contracts, ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff check $(PACKAGES) tests
 	$(BIN)/ruff format --check $(PACKAGES) tests
 	$(BIN)/mypy
+
+contracts: $(STAMP) ## The import contracts of the layering (import-linter, pyproject.toml)
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix $(PACKAGES) tests
 	$(BIN)/ruff format $(PACKAGES) tests
 
 bench: $(STAMP) ## Throughput, latency, memory vs the model ceiling and the naive recipe (~10 min; results in bench-results/)
-	$(BIN)/python -m bench
+	$(BIN)/streamsense bench
+
+retrain-demo: $(STAMP) ## Real-data loop: PhraseBank sentiment learns Twitter from feedback, before/after table
+	$(BIN)/streamsense retrain-demo
+
+dashboards: $(STAMP) ## Rewrite the Grafana dashboards' JSON from deploy/grafana/dashboards.py
+	$(BIN)/streamsense dashboards write
 
 broker-start: $(STAMP) ## Start the local Kafka broker
 	$(BIN)/streamsense broker start

@@ -1,8 +1,8 @@
 """The loop on real data: PhraseBank sentiment learns the Twitter domain from feedback.
 
-    python -m retrain.demo --registry registry --data-dir ../shared/data
+    streamsense retrain-demo --registry registry --data-dir ../shared/data
 
-Copies the registry's sentiment task to ``--work-dir`` (the source is never changed),
+Copies the registry's sentiment task to ``work_dir`` (the source is never changed),
 splits the Twitter Financial News set with a seed into a feedback part and a disjoint
 held-out part, serves the feedback items with the production model (predictions into a
 fresh feedback store), stores their gold labels as feedback with text, runs one retrain
@@ -11,7 +11,6 @@ through the gate, and prints Twitter and PhraseBank held-out numbers before and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
@@ -140,61 +139,48 @@ def print_table(
         console.print(f"  {reason}", highlight=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retrain.demo", description=__doc__)
-    parser.add_argument("--registry", type=Path, required=True, help="source registry (read)")
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument(
-        "--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "retrain-demo"
-    )
-    parser.add_argument("--feedback-rows", type=int, default=3000)
-    parser.add_argument("--heldout-rows", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--replay-ratio", type=float, default=1.0)
-    parser.add_argument("--tolerance", type=float, default=0.01)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--head-lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--max-length", type=int)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = all cores")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    console = Console()
+def run_demo(
+    registry_dir: Path,
+    data_dir: Path,
+    *,
+    work_dir: Path = Path(tempfile.gettempdir()) / "retrain-demo",
+    feedback_rows: int = 3000,
+    heldout_rows: int = 2000,
+    seed: int = 13,
+    replay_ratio: float = 1.0,
+    tolerance: float = 0.01,
+    overrides: dict[str, float | int | None] | None = None,
+    console: Console | None = None,
+) -> int:
+    """Serve, label, retrain and gate on real data; 0 when the gate decided, else 1 or 2.
 
-    source = Registry(args.registry)
+    ``overrides`` are training-config values (epochs, lr, head_lr, batch_size, max_length,
+    threads); ``None`` values keep the task's defaults.
+    """
+    console = console or Console()
+    source = Registry(registry_dir)
     if source.production(TASK) is None:
-        console.print(f"no production {TASK} version in {args.registry}: train one first")
+        console.print(f"no production {TASK} version in {registry_dir}: train one first")
         return 2
-    root = copy_task(args.registry, args.work_dir / "registry")
-    db = args.work_dir / "feedback.db"
+    root = copy_task(registry_dir, work_dir / "registry")
+    db = work_dir / "feedback.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     registry = Registry(root)
-    data = load_twitter(args.data_dir / TWITTER_FILE)
-    feedback_idx, heldout_idx = twitter_parts(
-        data, args.feedback_rows, args.heldout_rows, args.seed
-    )
+    data = load_twitter(data_dir / TWITTER_FILE)
+    feedback_idx, heldout_idx = twitter_parts(data, feedback_rows, heldout_rows, seed)
     heldout = data.subset(heldout_idx)
-    overrides = {
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "head_lr": args.head_lr,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "threads": args.threads,
-    }
     with FeedbackStore.open(f"sqlite:///{db}") as store:
         online = serve_and_label(registry, store, data, feedback_idx)
         twitter = {"before": report(registry.load(TASK), heldout)}
         result = run_retrain(
             TASK,
             registry_root=root,
-            data_dir=args.data_dir,
+            data_dir=data_dir,
             store=store,
-            config_overrides={k: v for k, v in overrides.items() if v is not None},
-            replay_ratio=args.replay_ratio,
-            tolerance=args.tolerance,
+            config_overrides={k: v for k, v in (overrides or {}).items() if v is not None},
+            replay_ratio=replay_ratio,
+            tolerance=tolerance,
             min_new_labels=1,
             force=True,
         )
@@ -214,9 +200,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "online_accuracy_before": online,
         "data": result.data,
     }
-    (args.work_dir / "demo-result.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    (work_dir / "demo-result.json").write_text(json.dumps(summary, indent=2), "utf-8")
     return 0 if result.status in ("promoted", "refused") else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,8 @@
 """The Grafana dashboards of streamsense, built as plain dicts and written as JSON files.
 
-``python -m deploy.grafana.dashboards`` rewrites ``deploy/grafana/dashboards/*.json``;
-``--check`` exits 1 when a file on disk differs from what this module builds (the unit tests
-check the same, so the JSON cannot drift from the code).
+``streamsense dashboards write`` rewrites ``deploy/grafana/dashboards/*.json``;
+``streamsense dashboards check`` exits 1 when a file on disk differs from what this module
+builds (the unit tests check the same, so the JSON cannot drift from the code).
 
 Queries use fixed windows (``[1m]``, ``[5m]``, ``[1h]``) rather than Grafana's
 ``$__rate_interval`` so that each one is plain PromQL the tests can send to Prometheus as is.
@@ -11,9 +11,7 @@ Labels are the bounded ones of ``streams/runtime/metrics.py`` only.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -468,27 +466,3 @@ def write(out_dir: Path = OUT_DIR) -> list[Path]:
         path.write_text(render_json(board), encoding="utf-8")
         paths.append(path)
     return paths
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help="output directory")
-    parser.add_argument("--check", action="store_true", help="fail if the files are stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files(args.out)
-        if stale:
-            print(
-                f"stale dashboards in {args.out}: {', '.join(stale)}; "
-                "run python -m deploy.grafana.dashboards",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    for path in write(args.out):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Render a dashboard to a PNG from a live Prometheus, without Grafana.
 
-    python -m deploy.grafana.render --prometheus http://127.0.0.1:9090 --out docs/dashboard.png
+    streamsense dashboards render --prometheus http://127.0.0.1:9090 --out docs/dashboard.png
 
 Each time-series panel of the dashboard becomes a matplotlib chart of its queries'
 ``/api/v1/query_range`` results over the last ``--minutes``; a stat panel shows its last
@@ -9,20 +9,16 @@ values. It is a picture of what the Grafana dashboard shows, for docs and quick 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.grafana.dashboards import build
 from deploy.observability import panels
 from streamsense.errors import StreamsenseError
 
@@ -112,28 +108,3 @@ def render(
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return with_data
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Render a streamsense dashboard to a PNG.")
-    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
-    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    parser.add_argument(
-        "--dashboard", default="streamsense-pipeline", help="dashboard uid (default: pipeline)"
-    )
-    parser.add_argument("--minutes", type=float, default=15, help="time range to show")
-    args = parser.parse_args(argv)
-    boards = {board["uid"]: board for board in build().values()}
-    if args.dashboard not in boards:
-        parser.error(f"unknown dashboard {args.dashboard!r}; known: {', '.join(boards)}")
-    try:
-        count = render(boards[args.dashboard], args.prometheus, args.out, args.minutes)
-    except PrometheusError as exc:
-        print(f"render: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out} ({count} panel(s) with data)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,12 +7,13 @@ import logging
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deploy.broker import BrokerError, broker_answers
 from streams.cli.logconfig import configure_logging
 from streams.edges.bootstrap import local_broker
-from streams.errors import StreamsenseError
 from streams.settings import Settings
+from streamsense.errors import StreamsenseError
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -81,17 +82,10 @@ def broker_status() -> None:
 
 
 def _register_commands() -> None:
-    from streams.cli import stream as cli_stream
+    from streams.cli import models, retrain, stream, tools
 
-    cli_stream.register(app, get_settings)
-    try:
-        from streams.cli import models as cli_models
-    except ImportError:  # pragma: no cover - the models CLI arrives with its module
-        return
-    cli_models.register(app, get_settings)
-    from streams.cli import retrain as cli_retrain
-
-    cli_retrain.register(app, get_settings)
+    for module in (stream, models, retrain, tools):
+        module.register(app, get_settings)
 
 
 _register_commands()
@@ -101,8 +95,8 @@ def main() -> None:
     """Console-script entry point: run the CLI, turning our errors into one clear line."""
     try:
         app()
-    except (StreamsenseError, BrokerError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except StreamsenseError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(2) from exc
 
 

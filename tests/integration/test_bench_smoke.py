@@ -1,4 +1,4 @@
-"""`python -m bench --quick` runs end to end and writes its JSON (every section) and PNG.
+"""`streamsense bench --quick` runs end to end and writes its JSON (every section) and PNG.
 
 A smoke test of the benchmark, not a benchmark: it asserts no times.
 """
@@ -26,7 +26,7 @@ def _positive(value: Any) -> bool:
 @pytest.mark.timeout(900)
 def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "bench", "--quick", "--out", str(out)]
+    command = [sys.executable, "-m", "streams.cli", "bench", "--quick", "--out", str(out)]
     run = subprocess.run(
         [*command, "--registry", str(trained_registry)],
         capture_output=True,

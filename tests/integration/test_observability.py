@@ -44,9 +44,9 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from deploy.broker import free_port
-from deploy.grafana import render
 from deploy.grafana.dashboards import build
 from deploy.observability import (
     PROMETHEUS_DIR,
@@ -57,6 +57,7 @@ from deploy.observability import (
 )
 from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
+from streams.cli.main import app as cli_app
 from streams.core.records import ModelControl, RoutedTicket, encode
 from streams.edges.replay import ReplayItem, customer_messages, feedback_for, news_items
 from streams.runtime.metrics import Metrics
@@ -528,8 +529,10 @@ def test_exported_metrics_have_bounded_labels(observed: Observed) -> None:
 
 def test_the_dashboard_renders_from_prometheus(observed: Observed) -> None:
     out = observed.workdir / "dashboard.png"
-    assert (
-        render.main(["--prometheus", observed.prom.url, "--out", str(out), "--minutes", "10"]) == 0
+    result = CliRunner().invoke(
+        cli_app,
+        ["dashboards", "render", "--prometheus", observed.prom.url, "--out", str(out)],
     )
+    assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 20_000

@@ -42,7 +42,7 @@ ALERTS, RECORDINGS = load_rules()
 
 
 def test_the_dashboard_files_are_what_the_code_generates() -> None:
-    assert dashboards.stale_files() == [], "run: python -m deploy.grafana.dashboards"
+    assert dashboards.stale_files() == [], "run: streamsense dashboards write"
     assert load_dashboards() == dashboards.build()
 
 
