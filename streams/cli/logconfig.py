@@ -6,9 +6,11 @@ import logging
 
 from rich.logging import RichHandler
 
+from streams.runtime.logprivacy import protect
+
 
 def configure_logging(level: str) -> None:
-    """Send log records to stderr through rich, at ``level``."""
+    """Send log records to stderr through rich, at ``level``; libraries never below INFO."""
     logging.basicConfig(
         level=level.upper(),
         format="%(name)s: %(message)s",
@@ -16,5 +18,4 @@ def configure_logging(level: str) -> None:
         handlers=[RichHandler(rich_tracebacks=False, show_path=False)],
         force=True,
     )
-    for noisy in ("kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    protect()
