@@ -2,11 +2,21 @@
 
 from streamsense.errors import StreamsenseError
 
-__all__ = ["ConfigFileError", "ConfigurationError", "InvalidRecordError", "StreamsenseError"]
+__all__ = [
+    "ConfigFileError",
+    "ConfigurationError",
+    "InvalidRecordError",
+    "LocalFeedbackStoreError",
+    "StreamsenseError",
+]
 
 
 class ConfigurationError(StreamsenseError):
     """A setting or the machine's environment does not allow the requested action."""
+
+
+class LocalFeedbackStoreError(ConfigurationError):
+    """A shared feedback store is required but the configured one is a local SQLite file."""
 
 
 class InvalidRecordError(StreamsenseError):

@@ -267,6 +267,18 @@ def pipeline() -> dict[str, Any]:
                     unit="s",
                     description="Event time of the input to the output confirmed by the broker.",
                 ),
+                timeseries(
+                    "Event-loop heartbeat age by worker",
+                    [
+                        (
+                            "max by (instance) (streamsense_event_loop_heartbeat_age_seconds)",
+                            "{{instance}}",
+                        )
+                    ],
+                    unit="s",
+                    description="About 1 s while a worker's event loop runs; /healthz fails "
+                    "(and Kubernetes restarts the worker) past STREAMSENSE_LIVENESS_MAX_AGE_S.",
+                ),
             ),
             row("Consumer group and models"),
             (

@@ -18,7 +18,7 @@ from models.data import TASKS, task_labels
 from models.exceptions import ModelsError
 from retrain.exceptions import RetrainError
 from retrain.store import FeedbackStore
-from streams.errors import StreamsenseError
+from streams.errors import ConfigurationError, StreamsenseError
 from streams.runtime.metrics import Metrics
 from streams.settings import Settings
 
@@ -62,18 +62,27 @@ def make_publisher(settings: Settings) -> Publish:
 
 
 def _serve_metrics(settings: Settings, tasks: list[str]) -> Metrics:
-    """The scheduler's metrics, served on ``scheduler_metrics_port`` with zeroed series."""
+    """The scheduler's metrics with zeroed series, served on ``STREAMSENSE_METRICS_HOST`` and
+    ``STREAMSENSE_SCHEDULER_METRICS_PORT`` (not the workers' ``STREAMSENSE_METRICS_PORT``)."""
     from prometheus_client import start_http_server
 
     metrics = Metrics.create()
+    # a worker's event-loop heartbeat: the scheduler has none, so it would read 0 forever
+    metrics.registry.unregister(metrics.event_loop_heartbeat_age)
     for task in tasks:
         for outcome in RUN_OUTCOMES:
             metrics.retrain_runs.labels(task, outcome)
         for decision in ("promoted", "rejected"):
             metrics.gate_decisions.labels(task, decision)
-    start_http_server(
-        settings.scheduler_metrics_port, settings.metrics_host, registry=metrics.registry
-    )
+    host, port = settings.metrics_host, settings.scheduler_metrics_port
+    try:
+        start_http_server(port, host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve the scheduler's metrics on {host}:{port} ({exc}); "
+            "set STREAMSENSE_SCHEDULER_METRICS_PORT to a free port"
+        ) from exc
+    logger.info("scheduler metrics on http://%s:%s/metrics", host, port)
     return metrics
 
 
@@ -141,6 +150,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from retrain.labelled_file import read_labelled
         from streams.core.records import Feedback, encode
         from streams.edges.bootstrap import resolve_bootstrap
+        from streams.edges.security import kafka_python_config
         from streams.edges.topics import ensure_topics
 
         settings = get_settings()
@@ -156,7 +166,12 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             )
             bootstrap = resolve_bootstrap(settings)
             ensure_topics(settings, bootstrap)
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+            producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                linger_ms=5,
+                **kafka_python_config(settings),
+            )
             try:
                 for item in items:
                     record = Feedback.model_validate(
@@ -237,12 +252,16 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         ] = None,
     ) -> None:
         """Run the retrain scheduler in the foreground until Ctrl-C."""
+        from streams.compose import require_shared_store
+
+        settings = get_settings()
+        require_shared_store(settings)  # one line and exit 2, before torch is even imported
+
         from apscheduler.triggers.interval import IntervalTrigger
 
         from retrain.job import run_retrain
         from retrain.scheduler import RetrainScheduler
 
-        settings = get_settings()
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
         threshold = _or(min_new_labels, settings.retrain_min_new_labels)

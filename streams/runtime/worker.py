@@ -10,7 +10,7 @@ from faust.worker import Worker
 from streams.runtime.logprivacy import protect
 
 
-class PrivateLogWorker(Worker):  # type: ignore[misc]  # faust ships no type information
+class PrivateLogWorker(Worker):
     """A faust ``Worker`` that re-applies :func:`protect` after it configures logging.
 
     faust's worker replaces the root handlers when it starts; without this, its own DEBUG

@@ -16,12 +16,19 @@ import pytest
 import yaml
 
 from deploy.grafana.dashboards import DATASOURCE_UID
+from streams.runtime.liveness import HEALTH_PATH
+from streams.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ROOT = DEPLOY.parent
 K8S_FILES = sorted((DEPLOY / "k8s").glob("*.yaml"))
 K8S_VERSION = "1.30.0"
 STREAMSENSE_SERVICES = ("models", "worker", "scheduler")
+# the setting each long-running process serves /metrics on (streams/compose.py for the
+# worker, streams/cli/retrain.py for the scheduler; tests/integration/test_deploy_processes.py
+# runs both)
+PORT_SETTING = {"worker": "metrics_port", "scheduler": "scheduler_metrics_port"}
+FEEDBACK_SECRET = "streamsense-feedback-db"
 
 
 def _yaml(path: Path) -> Any:
@@ -48,6 +55,23 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
+def _settings_from(env: dict[str, str]) -> Settings:
+    """The settings a process would build from these ``STREAMSENSE_*`` variables."""
+    prefix = "STREAMSENSE_"
+    return Settings.model_validate(
+        {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
+    )
+
+
+def _unknown_variables(names: list[str]) -> list[str]:
+    return [
+        name
+        for name in names
+        if name.startswith("STREAMSENSE_")
+        and name.removeprefix("STREAMSENSE_").lower() not in Settings.model_fields
+    ]
+
+
 # -- Prometheus configs -------------------------------------------------------------------
 
 
@@ -68,13 +92,11 @@ def test_local_prometheus_scrapes_the_default_worker_and_scheduler_ports() -> No
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in PROM_LOCAL["scrape_configs"]
     }
-    # STREAMSENSE_METRICS_PORT's default (streams/settings.py) and the scheduler's 9465
-    from streams.settings import Settings
-
-    default_port = Settings.model_fields["metrics_port"].default
+    # the defaults of STREAMSENSE_METRICS_PORT and STREAMSENSE_SCHEDULER_METRICS_PORT
+    ports = {name: Settings.model_fields[field].default for name, field in PORT_SETTING.items()}
     assert targets == {
-        "streamsense-worker": [f"127.0.0.1:{default_port}"],
-        "streamsense-scheduler": ["127.0.0.1:9465"],
+        "streamsense-worker": [f"127.0.0.1:{ports['worker']}"],
+        "streamsense-scheduler": [f"127.0.0.1:{ports['scheduler']}"],
     }
 
 
@@ -109,11 +131,39 @@ def test_compose_metrics_ports_match_what_prometheus_scrapes() -> None:
     assert worker_sd["names"] == ["worker"]
     assert str(worker_sd["port"]) == _env(services["worker"])["STREAMSENSE_METRICS_PORT"]
     assert str(worker_sd["port"]) in services["worker"]["expose"]
+    assert worker_sd["port"] == _settings_from(_env(services["worker"])).metrics_port
     [target] = jobs["streamsense-scheduler"]["static_configs"][0]["targets"]
     host, port = target.split(":")
     assert host == "scheduler"
-    assert port == _env(services["scheduler"])["STREAMSENSE_METRICS_PORT"]
+    assert port == _env(services["scheduler"])["STREAMSENSE_SCHEDULER_METRICS_PORT"]
+    assert int(port) == _settings_from(_env(services["scheduler"])).scheduler_metrics_port
     assert port in services["scheduler"]["expose"]
+
+
+@pytest.mark.parametrize("name", STREAMSENSE_SERVICES)
+def test_compose_sets_only_variables_that_streamsense_reads(name: str) -> None:
+    env = _env(COMPOSE["services"][name])
+    assert _unknown_variables(list(env)) == []
+
+
+@pytest.mark.parametrize("name", ["worker", "scheduler"])
+def test_compose_worker_and_scheduler_share_a_postgresql_feedback_store(name: str) -> None:
+    services = COMPOSE["services"]
+    service = services[name]
+    settings = _settings_from(_env(service))
+    assert settings.require_shared_store is True
+    assert settings.feedback_db_url.startswith("postgresql://")
+    host = settings.feedback_db_url.split("@", 1)[1].split(":", 1)[0]
+    assert host in services and services[host]["image"].startswith("postgres:")
+    assert service["depends_on"][host]["condition"] == "service_healthy"
+    assert "healthcheck" in services[host]
+
+
+def test_compose_worker_healthcheck_asks_healthz_on_its_metrics_port() -> None:
+    worker = COMPOSE["services"]["worker"]
+    port = _settings_from(_env(worker)).metrics_port
+    probe = " ".join(worker["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}{HEALTH_PATH}" in probe
 
 
 def test_compose_mounts_exist_and_prometheus_uses_the_compose_config() -> None:
@@ -142,6 +192,10 @@ def test_the_dockerfile_copies_files_that_exist_and_runs_streamsense() -> None:
         for source in sources:
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
     assert 'ENTRYPOINT ["streamsense"]' in text
+    assert _unknown_variables(re.findall(r"\b(STREAMSENSE_\w+)=", text)) == []
+    [expose] = re.findall(r"^EXPOSE (.+)$", text, re.M)
+    ports = {str(Settings.model_fields[field].default) for field in PORT_SETTING.values()}
+    assert set(expose.split()) == ports
     assert "-c constraints.txt" in text
     assert re.search(r"^USER (?!root)", text, re.M)
 
@@ -194,18 +248,33 @@ def test_several_workers_form_one_consumer_group_and_one_scheduler_runs() -> Non
     assert env_map["data"]["STREAMSENSE_APP_ID"]
 
 
-@pytest.mark.parametrize(
-    ("deployment", "port"), [("streamsense-worker", 9464), ("streamsense-scheduler", 9465)]
-)
+def _container(deployment: str) -> dict[str, Any]:
+    [container] = _deployments()[deployment]["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def _k8s_settings(container: dict[str, Any]) -> Settings:
+    """The settings the container's process builds: the ConfigMap, then the literal env."""
+    [env_map] = [o for _, o in K8S if o["metadata"]["name"] == "streamsense-env"]
+    literal = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return _settings_from({**env_map["data"], **literal})
+
+
+@pytest.mark.parametrize(("component", "port"), [("worker", 9464), ("scheduler", 9465)])
 def test_k8s_pods_run_streamsense_with_kafka_env_and_a_scrapable_port(
-    deployment: str, port: int
+    component: str, port: int
 ) -> None:
+    deployment = f"streamsense-{component}"
     template = _deployments()[deployment]["spec"]["template"]
-    [container] = template["spec"]["containers"]
+    container = _container(deployment)
     assert container["image"] and container["command"] == ["streamsense"]
     env = {e["name"]: e for e in container["env"]}
     assert "STREAMSENSE_KAFKA_BOOTSTRAP" in env
-    assert env["STREAMSENSE_METRICS_PORT"]["value"] == str(port)
+    # the port the process really binds: the variable of the setting it reads, set here
+    assert env[f"STREAMSENSE_{PORT_SETTING[component].upper()}"]["value"] == str(port)
+    assert getattr(_k8s_settings(container), PORT_SETTING[component]) == port
+    assert _k8s_settings(container).metrics_host == "0.0.0.0"
     assert [p["containerPort"] for p in container["ports"]] == [port]
     annotations = template["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
@@ -216,6 +285,39 @@ def test_k8s_pods_run_streamsense_with_kafka_env_and_a_scrapable_port(
         and s["spec"]["ports"][0]["port"] == port
         for s in services
     ), f"no Service selects {deployment} on {port}"
+
+
+def test_k8s_pods_and_config_map_set_only_variables_that_streamsense_reads() -> None:
+    [env_map] = [o for _, o in K8S if o["metadata"]["name"] == "streamsense-env"]
+    names = list(env_map["data"])
+    for deployment in _deployments():
+        names += [e["name"] for e in _container(deployment)["env"]]
+    assert _unknown_variables(names) == []
+
+
+@pytest.mark.parametrize("deployment", ["streamsense-worker", "streamsense-scheduler"])
+def test_k8s_worker_and_scheduler_require_the_shared_feedback_store(deployment: str) -> None:
+    container = _container(deployment)
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["STREAMSENSE_FEEDBACK_DB_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == FEEDBACK_SECRET and ref["key"] == "url"
+    assert not ref.get("optional", False), "without the Secret every pod writes its own SQLite"
+    # and should the Secret hold a SQLite URL, the process refuses to start
+    assert _k8s_settings(container).require_shared_store is True
+
+
+def test_k8s_worker_probes_ask_the_event_loop_not_the_metrics_thread() -> None:
+    container = _container("streamsense-worker")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert (get["path"], get["port"]) == (HEALTH_PATH, "metrics"), probe
+    liveness = container["livenessProbe"]
+    # a stall is noticed within the heartbeat limit plus the probe's failures
+    assert liveness["periodSeconds"] * liveness.get("failureThreshold", 3) <= 60
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "model loading"
+    [service] = [o for _, o in K8S if o["metadata"]["name"] == "streamsense-worker-metrics"]
+    assert service["spec"]["publishNotReadyAddresses"] is True, "scrape stalled workers too"
 
 
 def test_no_secret_is_inline() -> None:
