@@ -26,6 +26,7 @@ run: $(STAMP) ## Broker, models (trained if missing), worker and a replay of rea
 
 test: $(STAMP) contracts ## Layering contracts, unit and integration tests against real Kafka, Prometheus, PostgreSQL
 	@bash deploy/install-prometheus.sh
+	@bash deploy/install-postgres.sh
 	$(BIN)/python -m pytest -m "not gpu" tests
 
 test-unit: $(STAMP) ## Unit tests only (no I/O)
@@ -33,6 +34,7 @@ test-unit: $(STAMP) ## Unit tests only (no I/O)
 
 test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
 	@bash deploy/install-prometheus.sh
+	@bash deploy/install-postgres.sh
 	$(BIN)/python -m pytest -m "not gpu" tests/integration
 
 test-gpu: $(STAMP) ## Tests that need an NVIDIA GPU with a usable CUDA provider

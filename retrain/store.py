@@ -2,8 +2,21 @@
 
 SQLite by default (``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; WAL,
 the schema created on first open, parent directories created); PostgreSQL by URL
-(``postgresql://...``) through the same DB-API code when ``psycopg`` is installed.
-One connection guarded by a lock: every method may be called from any thread.
+(``postgresql://user:password@host:port/database?param=value``) through psycopg 3 and the
+same SQL. One connection per store guarded by a lock: every method may be called from any
+thread, and any number of stores (threads, processes) may write to one database at once.
+
+Failures: an unreachable or refusing server at :meth:`FeedbackStore.open`, and any database
+error later, raise :class:`~retrain.exceptions.StoreError` with one line that names the
+store (``postgresql://user@host:port/database``, never the password) and the operation.
+A PostgreSQL connection lost mid-run (server restarted, backend terminated) is reopened
+and the operation retried once; every operation may run twice safely, because every write
+is an upsert or an insert keyed by a unique key.
+
+Concurrent writers: a label and the prediction of its item are joined whichever commits
+first (per-item locks), and within a task feedback ids become visible in id order (a
+per-task lock around each insert), so a reader that walks ids with :meth:`max_id` and
+:meth:`training_rows` while others write never steps over a row.
 
 Text policy: the text a model trains on must arrive in the feedback record's ``text``
 field; the store never looks it up elsewhere. Feedback without text is kept for online
@@ -14,15 +27,15 @@ their provenance stay).
 
 from __future__ import annotations
 
-import contextlib
-import importlib
+import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from retrain.exceptions import StoreError
 from retrain.rows import FeedbackRow, Judged, PredictionRow, TrainingRow
@@ -30,6 +43,8 @@ from retrain.rows import FeedbackRow, Judged, PredictionRow, TrainingRow
 __all__ = ["FeedbackRow", "FeedbackStore", "Judged", "PredictionRow", "TrainingRow"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _ID_COLUMN = {
     "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -53,6 +68,14 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS retrain_attempts (
         task TEXT PRIMARY KEY, feedback_id BIGINT NOT NULL, updated_at TEXT NOT NULL)""",
 )
+# PostgreSQL: seconds to wait for a server that does not answer (libpq waits forever, psycopg
+# 130 s); a connect_timeout in the URL wins.
+_CONNECT_TIMEOUT_S = 10
+_WHAT_TO_DO = (
+    "check that the PostgreSQL server is running and reachable from here, and that the "
+    "feedback store URL (STREAMSENSE_FEEDBACK_DB_URL) names the right host, port, database, "
+    "user and password"
+)
 
 
 def _iso(value: datetime) -> str:
@@ -62,49 +85,133 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit PostgreSQL advisory-lock key for ``parts`` (stable across processes)."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _schema_lock_key() -> int:
+    return _lock_key("streamsense-feedback-schema")
+
+
+def _task_lock_key(task: str) -> int:
+    return _lock_key("streamsense-feedback-task", task)
+
+
+def _item_lock_key(task: str, item_id: str) -> int:
+    return _lock_key("streamsense-feedback-item", task, item_id)
+
+
+def _reason(exc: BaseException, secret: str = "") -> str:
+    """The first line of a driver error, without ``secret`` (libpq never echoes it; belt)."""
+    text = str(exc).strip().splitlines()
+    line = " ".join(text[0].split()) if text else type(exc).__name__
+    return line.replace(secret, "***") if len(secret) >= 4 else line  # "a": no mangling
+
+
+def _driver_errors(dialect: str) -> tuple[type[Exception], ...]:
+    if dialect != "postgresql":
+        return (sqlite3.Error,)
+    import psycopg
+
+    return (psycopg.Error,)
+
+
+def _postgres_where(params: dict[str, Any]) -> str:
+    """``postgresql://user@host:port/database`` from parsed connection parameters."""
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    database = str(params.get("dbname") or user or "postgres")
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{database}"
+
+
+def _open_sqlite(url: str) -> FeedbackStore:
+    raw = url.removeprefix("sqlite:///")
+    try:
+        if raw and raw != ":memory:":
+            Path(raw).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(raw or ":memory:", check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the feedback store {raw!r}: {exc}") from exc
+    logger.info("feedback store: SQLite %s", raw)
+    return FeedbackStore(conn, "sqlite", raw)
+
+
+def _open_postgresql(url: str) -> FeedbackStore:
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError as exc:
+        raise StoreError(
+            "the feedback store URL names PostgreSQL but the 'psycopg' package is not "
+            "installed: pip install 'psycopg[binary]', or use a sqlite:/// URL"
+        ) from exc
+    try:
+        params: dict[str, Any] | None = conninfo_to_dict(url)
+    except psycopg.Error:  # its message may quote the password: neither shown nor chained
+        params = None
+    if params is None:
+        raise StoreError(
+            "the feedback store URL is not a valid PostgreSQL URL: write it as "
+            "postgresql://user:password@host:port/database, with special characters in the "
+            "password percent-encoded"
+        )
+    where = _postgres_where(params)
+    secret = str(params.get("password") or "")
+    timeout = params.get("connect_timeout") or _CONNECT_TIMEOUT_S
+
+    def connect() -> Any:
+        try:
+            return psycopg.connect(url, connect_timeout=timeout)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the feedback store {where}: {_reason(exc, secret)}; "
+                f"{_WHAT_TO_DO}"
+            ) from None  # the driver's error says no more than the line above
+
+    conn = connect()
+    logger.info("feedback store: PostgreSQL %s", where)
+    return FeedbackStore(conn, "postgresql", where, reconnect=connect, secret=secret)
+
+
 class FeedbackStore:
     """Predictions and labelled feedback in SQLite or PostgreSQL; thread-safe."""
 
-    def __init__(self, connection: Any, dialect: str, where: str) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        dialect: str,
+        where: str,
+        *,
+        reconnect: Callable[[], Any] | None = None,
+        secret: str = "",
+    ) -> None:
         self._conn = connection
         self._dialect = dialect
         self.where = where
+        self._reconnect = reconnect
+        self._secret = secret
+        self._closed = False
         self._lock = threading.Lock()
-        with self._lock:
-            for statement in _SCHEMA:
-                self._conn.execute(self._sql(statement.format(id_column=_ID_COLUMN[dialect])))
-            self._conn.commit()
+        self._driver_errors = _driver_errors(dialect)
+        try:
+            self._transact("create the schema", self._create_schema)
+        except BaseException:
+            with suppress(Exception):
+                self._conn.close()
+            raise
 
     @classmethod
     def open(cls, url: str) -> FeedbackStore:
         """Open (and create on first use) the store named by ``url``."""
         if url.startswith("sqlite:///"):
-            raw = url.removeprefix("sqlite:///")
-            if raw and raw != ":memory:":
-                Path(raw).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(raw or ":memory:", check_same_thread=False, timeout=30)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the feedback store {raw!r}: {exc}") from exc
-            logger.info("feedback store: SQLite %s", raw)
-            return cls(conn, "sqlite", raw)
+            return _open_sqlite(url)
         if url.startswith(("postgresql://", "postgres://")):
-            try:
-                psycopg = importlib.import_module("psycopg")
-            except ImportError as exc:
-                raise StoreError(
-                    "the feedback store URL names PostgreSQL but the 'psycopg' package is not "
-                    "installed: pip install 'psycopg[binary]', or use a sqlite:/// URL"
-                ) from exc
-            where = url.split("@", 1)[-1]  # host/db only: never log credentials
-            try:
-                conn = psycopg.connect(url)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot connect to the feedback store at {where}: {exc}") from exc
-            logger.info("feedback store: PostgreSQL %s", where)
-            return cls(conn, "postgresql", where)
+            return _open_postgresql(url)
         scheme = url.split(":", 1)[0] if ":" in url else url
         raise StoreError(
             f"unsupported feedback store URL scheme {scheme!r}: "
@@ -113,7 +220,9 @@ class FeedbackStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._closed = True
+            with suppress(Exception):
+                self._conn.close()
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -123,29 +232,104 @@ class FeedbackStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self._dialect == "postgresql" else statement
+    @property
+    def _postgres(self) -> bool:
+        return self._dialect == "postgresql"
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """A cursor inside one transaction, holding the lock: committed, or rolled back."""
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._postgres else statement
+
+    def _create_schema(self, cursor: Any) -> None:
+        if self._postgres:  # two stores opening a new database at once: one creates it
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_schema_lock_key(),))
+        for statement in _SCHEMA:
+            cursor.execute(statement.format(id_column=_ID_COLUMN[self._dialect]))
+
+    def _transact(self, what: str, work: Callable[[Any], _T], *, immediate: bool = False) -> _T:
+        """Run ``work(cursor)`` in one transaction, holding the lock; committed, or rolled back.
+
+        ``immediate``: SQLite takes the write lock before ``work`` reads. A lost PostgreSQL
+        connection is reopened and ``work`` run once more, as after a deadlock or a
+        serialization failure (every operation is idempotent). Driver errors: StoreError.
+        """
         with self._lock:
-            cursor = self._conn.cursor()
+            if self._closed:
+                raise StoreError(f"the feedback store {self.where} is closed: cannot {what}")
             try:
-                yield cursor
-                self._conn.commit()
-            except Exception:
+                return self._attempt(work, immediate)
+            except self._driver_errors as exc:
+                if not self._retryable(exc):
+                    raise StoreError(
+                        f"the feedback store {self.where} failed to {what}: "
+                        f"{_reason(exc, self._secret)}"
+                    ) from exc
+                first = exc
+            self._recover(what, first)
+            try:
+                return self._attempt(work, immediate)
+            except self._driver_errors as exc:
+                raise StoreError(
+                    f"the feedback store {self.where} failed to {what} twice "
+                    f"({_reason(first, self._secret)}; then {_reason(exc, self._secret)}); "
+                    f"{_WHAT_TO_DO}"
+                ) from exc
+
+    def _attempt(self, work: Callable[[Any], _T], immediate: bool) -> _T:
+        cursor = self._conn.cursor()
+        try:
+            if immediate and not self._postgres:
+                cursor.execute("BEGIN IMMEDIATE")
+            result = work(cursor)
+            self._conn.commit()
+            return result
+        except BaseException:
+            with suppress(Exception):  # a lost connection cannot roll back: the server did
                 self._conn.rollback()
-                raise
-            finally:
+            raise
+        finally:
+            with suppress(Exception):
                 cursor.close()
 
-    def _run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _retryable(self, exc: Exception) -> bool:
+        """A deadlock or serialization failure, or a lost PostgreSQL connection."""
+        if not self._postgres:
+            return False
+        import psycopg
+
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            return True
+        lost = isinstance(exc, psycopg.OperationalError) and bool(self._conn.closed)
+        return lost and self._reconnect is not None
+
+    def _recover(self, what: str, error: Exception) -> None:
+        """Before the retry: log why, and reopen the connection if it was lost."""
+        lost = bool(self._conn.closed)
+        logger.warning(
+            "feedback store %s: %s during '%s' (%s); %s",
+            self.where,
+            "connection lost" if lost else "transaction aborted",
+            what,
+            _reason(error, self._secret),
+            "reconnecting and retrying once" if lost else "retrying once",
+        )
+        if lost and self._reconnect is not None:
+            try:
+                self._conn = self._reconnect()
+            except StoreError as exc:
+                raise StoreError(
+                    f"lost the connection to the feedback store during '{what}' and could "
+                    f"not reconnect: {exc}"
+                ) from exc
+            logger.info("feedback store %s: reconnected", self.where)
+
+    def _run(self, what: str, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Execute one statement in its own transaction; return the rows it yields."""
-        with self._transaction() as cursor:
+
+        def work(cursor: Any) -> list[tuple[Any, ...]]:
             cursor.execute(self._sql(statement), tuple(params))
-            rows = cursor.fetchall() if cursor.description else []
-        return [tuple(r) for r in rows]
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+        return self._transact(what, work)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -164,12 +348,27 @@ class FeedbackStore:
             "provenance = 'prediction', correct = CASE WHEN label = ? THEN 1 ELSE 0 END "
             "WHERE item_id = ? AND task = ? AND predicted_label IS NULL"
         )
-        with self._transaction() as cursor:
-            for r in rows:
+
+        def work(cursor: Any) -> None:
+            if self._postgres:  # the items' locks, in one order for every writer: no deadlock
+                keys = sorted({_item_lock_key(r.task, r.item_id) for r in rows})
                 cursor.execute(
-                    upsert, (r.item_id, r.task, r.model_version, r.label, r.confidence, _iso(r.at))
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) "
+                    "WITH ORDINALITY AS t(k, n) ORDER BY n",
+                    (keys,),
                 )
-                cursor.execute(backfill, (r.label, r.model_version, r.label, r.item_id, r.task))
+            cursor.executemany(
+                upsert,
+                [
+                    (r.item_id, r.task, r.model_version, r.label, r.confidence, _iso(r.at))
+                    for r in rows
+                ],
+            )
+            cursor.executemany(
+                backfill, [(r.label, r.model_version, r.label, r.item_id, r.task) for r in rows]
+            )
+
+        self._transact("record predictions", work)
 
     def add_feedback(self, row: FeedbackRow) -> Judged | None:
         """Store a label with its provenance; the verdict on the served prediction, if known.
@@ -180,7 +379,19 @@ class FeedbackStore:
         which is not stored again: counting the results counts every label once.
         """
         text = row.text if row.text is not None and row.text.strip() else None
-        with self._transaction() as cursor:  # one transaction: no prediction slips in between
+        received = _iso(datetime.now(UTC))  # also tells our own row from a redelivery's
+        attempts = 0
+
+        def work(cursor: Any) -> tuple[bool, str | None, str | None, int | None]:
+            nonlocal attempts
+            attempts += 1
+            if self._postgres:
+                # the task's lock (ids of a task become visible in id order), then the item's
+                # (a label and its prediction never miss each other); in this order: no deadlock
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s), pg_advisory_xact_lock(%s)",
+                    (_task_lock_key(row.task), _item_lock_key(row.task, row.item_id)),
+                )
             cursor.execute(
                 self._sql(
                     "SELECT model_version, label FROM predictions WHERE item_id = ? AND task = ?"
@@ -195,28 +406,31 @@ class FeedbackStore:
             else:
                 predicted, version, source = None, row.model_version, None
             correct = None if predicted is None else int(predicted == row.label)
+            key = (row.item_id, row.task, row.annotator, _iso(row.at))
             cursor.execute(
                 self._sql(
-                    "INSERT INTO feedback (item_id, task, label, annotator, at, received_at, "
+                    "INSERT INTO feedback (item_id, task, annotator, at, label, received_at, "
                     "text, model_version, predicted_label, provenance, correct) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (item_id, task, annotator, at) DO NOTHING"
                 ),
-                (
-                    row.item_id,
-                    row.task,
-                    row.label,
-                    row.annotator,
-                    _iso(row.at),
-                    _iso(datetime.now(UTC)),
-                    text,
-                    version,
-                    predicted,
-                    source,
-                    correct,
-                ),
+                (*key, row.label, received, text, version, predicted, source, correct),
             )
             inserted = cursor.rowcount == 1
+            if not inserted and attempts > 1:  # a retry: did the lost attempt commit it?
+                cursor.execute(
+                    self._sql(
+                        "SELECT received_at FROM feedback "
+                        "WHERE item_id = ? AND task = ? AND annotator = ? AND at = ?"
+                    ),
+                    key,
+                )
+                mine = cursor.fetchone()
+                inserted = mine is not None and mine[0] == received
+            return inserted, predicted, version, correct
+
+        # SQLite: the write lock from the first read, for the same reason as the locks above
+        inserted, predicted, version, correct = self._transact("add feedback", work, immediate=True)
         if not inserted or predicted is None:
             return None
         return Judged(predicted_label=predicted, model_version=version, correct=bool(correct))
@@ -224,14 +438,17 @@ class FeedbackStore:
     def purge_texts(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Blank the text of feedback received more than ``older_than`` ago; return how many."""
         cutoff = _iso((now or datetime.now(UTC)) - older_than)
-        with self._transaction() as cursor:
+
+        def work(cursor: Any) -> int:
             cursor.execute(
                 self._sql(
                     "UPDATE feedback SET text = NULL WHERE text IS NOT NULL AND received_at < ?"
                 ),
                 (cutoff,),
             )
-            purged = int(cursor.rowcount)
+            return int(cursor.rowcount)
+
+        purged = self._transact("purge old texts", work)
         logger.info("purged the text of %s feedback row(s) received before %s", purged, cutoff)
         return purged
 
@@ -240,6 +457,7 @@ class FeedbackStore:
     def online_accuracy(self, task: str, last_n: int = 500) -> float | None:
         """Share of the ``last_n`` most recent judged labels that the served model got right."""
         rows = self._run(
+            "read the online accuracy",
             "SELECT correct FROM feedback WHERE task = ? AND correct IS NOT NULL "
             "ORDER BY id DESC LIMIT ?",
             (task, last_n),
@@ -249,6 +467,7 @@ class FeedbackStore:
     def count_new(self, task: str, since_id: int) -> int:
         """Labels with text (usable for training) stored after feedback id ``since_id``."""
         rows = self._run(
+            "count new feedback",
             "SELECT COUNT(*) FROM feedback WHERE task = ? AND id > ? AND text IS NOT NULL",
             (task, since_id),
         )
@@ -256,7 +475,11 @@ class FeedbackStore:
 
     def max_id(self, task: str) -> int:
         """The id of the task's newest label (0 when there is none)."""
-        rows = self._run("SELECT COALESCE(MAX(id), 0) FROM feedback WHERE task = ?", (task,))
+        rows = self._run(
+            "read the newest feedback id",
+            "SELECT COALESCE(MAX(id), 0) FROM feedback WHERE task = ?",
+            (task,),
+        )
         return int(rows[0][0])
 
     def training_rows(
@@ -264,6 +487,7 @@ class FeedbackStore:
     ) -> list[TrainingRow]:
         """Labels with text in ``(since_id, until_id]``, oldest first (the newest ``limit``)."""
         rows = self._run(
+            "read training rows",
             "SELECT id, item_id, label, text, annotator, at FROM feedback "
             "WHERE task = ? AND id > ? AND id <= ? AND text IS NOT NULL ORDER BY id DESC LIMIT ?",
             (task, since_id, until_id if until_id is not None else 2**62, limit or 2**62),
@@ -278,12 +502,15 @@ class FeedbackStore:
     def trained_through(self, task: str, version: str) -> int:
         """The newest feedback id ``version`` was trained on (0: none of the feedback)."""
         rows = self._run(
-            "SELECT feedback_id FROM trained_marks WHERE task = ? AND version = ?", (task, version)
+            "read a retrain mark",
+            "SELECT feedback_id FROM trained_marks WHERE task = ? AND version = ?",
+            (task, version),
         )
         return int(rows[0][0]) if rows else 0
 
     def mark_trained(self, task: str, version: str, feedback_id: int) -> None:
         self._run(
+            "write a retrain mark",
             "INSERT INTO trained_marks (task, version, feedback_id, updated_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (task, version) DO UPDATE SET "
             "feedback_id = excluded.feedback_id, updated_at = excluded.updated_at",
@@ -292,11 +519,16 @@ class FeedbackStore:
 
     def last_attempt(self, task: str) -> int:
         """The newest feedback id the last retrain run of ``task`` looked at (0: never ran)."""
-        rows = self._run("SELECT feedback_id FROM retrain_attempts WHERE task = ?", (task,))
+        rows = self._run(
+            "read the last retrain attempt",
+            "SELECT feedback_id FROM retrain_attempts WHERE task = ?",
+            (task,),
+        )
         return int(rows[0][0]) if rows else 0
 
     def mark_attempt(self, task: str, feedback_id: int) -> None:
         self._run(
+            "write a retrain attempt",
             "INSERT INTO retrain_attempts (task, feedback_id, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (task) DO UPDATE SET feedback_id = excluded.feedback_id, "
             "updated_at = excluded.updated_at",
