@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from retrain.exceptions import StoreError
 from retrain.rows import FeedbackRow, Judged, PredictionRow, TrainingRow
+from retrain.store_connect import (
+    WHAT_TO_DO,
+    driver_errors,
+    open_postgresql,
+    open_sqlite,
+    reason,
+)
 
 __all__ = ["FeedbackRow", "FeedbackStore", "Judged", "PredictionRow", "TrainingRow"]
 
@@ -68,14 +73,6 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS retrain_attempts (
         task TEXT PRIMARY KEY, feedback_id BIGINT NOT NULL, updated_at TEXT NOT NULL)""",
 )
-# PostgreSQL: seconds to wait for a server that does not answer (libpq waits forever, psycopg
-# 130 s); a connect_timeout in the URL wins.
-_CONNECT_TIMEOUT_S = 10
-_WHAT_TO_DO = (
-    "check that the PostgreSQL server is running and reachable from here, and that the "
-    "feedback store URL (STREAMSENSE_FEEDBACK_DB_URL) names the right host, port, database, "
-    "user and password"
-)
 
 
 def _iso(value: datetime) -> str:
@@ -103,81 +100,6 @@ def _item_lock_key(task: str, item_id: str) -> int:
     return _lock_key("streamsense-feedback-item", task, item_id)
 
 
-def _reason(exc: BaseException, secret: str = "") -> str:
-    """The first line of a driver error, without ``secret`` (libpq never echoes it; belt)."""
-    text = str(exc).strip().splitlines()
-    line = " ".join(text[0].split()) if text else type(exc).__name__
-    return line.replace(secret, "***") if len(secret) >= 4 else line  # "a": no mangling
-
-
-def _driver_errors(dialect: str) -> tuple[type[Exception], ...]:
-    if dialect != "postgresql":
-        return (sqlite3.Error,)
-    import psycopg
-
-    return (psycopg.Error,)
-
-
-def _postgres_where(params: dict[str, Any]) -> str:
-    """``postgresql://user@host:port/database`` from parsed connection parameters."""
-    user = str(params.get("user") or "")
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = str(params.get("port") or "5432")
-    database = str(params.get("dbname") or user or "postgres")
-    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{database}"
-
-
-def _open_sqlite(url: str) -> FeedbackStore:
-    raw = url.removeprefix("sqlite:///")
-    try:
-        if raw and raw != ":memory:":
-            Path(raw).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(raw or ":memory:", check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the feedback store {raw!r}: {exc}") from exc
-    logger.info("feedback store: SQLite %s", raw)
-    return FeedbackStore(conn, "sqlite", raw)
-
-
-def _open_postgresql(url: str) -> FeedbackStore:
-    try:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-    except ImportError as exc:
-        raise StoreError(
-            "the feedback store URL names PostgreSQL but the 'psycopg' package is not "
-            "installed: pip install 'psycopg[binary]', or use a sqlite:/// URL"
-        ) from exc
-    try:
-        params: dict[str, Any] | None = conninfo_to_dict(url)
-    except psycopg.Error:  # its message may quote the password: neither shown nor chained
-        params = None
-    if params is None:
-        raise StoreError(
-            "the feedback store URL is not a valid PostgreSQL URL: write it as "
-            "postgresql://user:password@host:port/database, with special characters in the "
-            "password percent-encoded"
-        )
-    where = _postgres_where(params)
-    secret = str(params.get("password") or "")
-    timeout = params.get("connect_timeout") or _CONNECT_TIMEOUT_S
-
-    def connect() -> Any:
-        try:
-            return psycopg.connect(url, connect_timeout=timeout)
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to the feedback store {where}: {_reason(exc, secret)}; "
-                f"{_WHAT_TO_DO}"
-            ) from None  # the driver's error says no more than the line above
-
-    conn = connect()
-    logger.info("feedback store: PostgreSQL %s", where)
-    return FeedbackStore(conn, "postgresql", where, reconnect=connect, secret=secret)
-
-
 class FeedbackStore:
     """Predictions and labelled feedback in SQLite or PostgreSQL; thread-safe."""
 
@@ -197,7 +119,7 @@ class FeedbackStore:
         self._secret = secret
         self._closed = False
         self._lock = threading.Lock()
-        self._driver_errors = _driver_errors(dialect)
+        self._driver_errors = driver_errors(dialect)
         try:
             self._transact("create the schema", self._create_schema)
         except BaseException:
@@ -209,13 +131,21 @@ class FeedbackStore:
     def open(cls, url: str) -> FeedbackStore:
         """Open (and create on first use) the store named by ``url``."""
         if url.startswith("sqlite:///"):
-            return _open_sqlite(url)
-        if url.startswith(("postgresql://", "postgres://")):
-            return _open_postgresql(url)
-        scheme = url.split(":", 1)[0] if ":" in url else url
-        raise StoreError(
-            f"unsupported feedback store URL scheme {scheme!r}: "
-            "use sqlite:///path/to/feedback.db or postgresql://user@host/db"
+            opened = open_sqlite(url)
+        elif url.startswith(("postgresql://", "postgres://")):
+            opened = open_postgresql(url)
+        else:
+            scheme = url.split(":", 1)[0] if ":" in url else url
+            raise StoreError(
+                f"unsupported feedback store URL scheme {scheme!r}: "
+                "use sqlite:///path/to/feedback.db or postgresql://user@host/db"
+            )
+        return cls(
+            opened.connection,
+            opened.dialect,
+            opened.where,
+            reconnect=opened.reconnect,
+            secret=opened.secret,
         )
 
     def close(self) -> None:
@@ -261,7 +191,7 @@ class FeedbackStore:
                 if not self._retryable(exc):
                     raise StoreError(
                         f"the feedback store {self.where} failed to {what}: "
-                        f"{_reason(exc, self._secret)}"
+                        f"{reason(exc, self._secret)}"
                     ) from exc
                 first = exc
             self._recover(what, first)
@@ -270,8 +200,8 @@ class FeedbackStore:
             except self._driver_errors as exc:
                 raise StoreError(
                     f"the feedback store {self.where} failed to {what} twice "
-                    f"({_reason(first, self._secret)}; then {_reason(exc, self._secret)}); "
-                    f"{_WHAT_TO_DO}"
+                    f"({reason(first, self._secret)}; then {reason(exc, self._secret)}); "
+                    f"{WHAT_TO_DO}"
                 ) from exc
 
     def _attempt(self, work: Callable[[Any], _T], immediate: bool) -> _T:
@@ -309,7 +239,7 @@ class FeedbackStore:
             self.where,
             "connection lost" if lost else "transaction aborted",
             what,
-            _reason(error, self._secret),
+            reason(error, self._secret),
             "reconnecting and retrying once" if lost else "retrying once",
         )
         if lost and self._reconnect is not None:
