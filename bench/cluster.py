@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deploy.broker import LocalBroker, broker_answers, fetch_jars
+from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 from streamsense.errors import StreamsenseError
 
@@ -23,7 +24,9 @@ class BenchError(StreamsenseError):
 def kafka_cluster(settings: Settings) -> Iterator[tuple[str, str]]:
     """Yield (bootstrap, how it was obtained); a local broker started here is stopped after."""
     if settings.kafka_bootstrap:
-        if not broker_answers(settings.kafka_bootstrap, timeout_s=10):
+        if not broker_answers(
+            settings.kafka_bootstrap, timeout_s=10, client_config=kafka_python_config(settings)
+        ):
             raise BenchError(
                 f"STREAMSENSE_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} does not answer"
             )

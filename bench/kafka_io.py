@@ -6,8 +6,9 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTP
@@ -35,13 +36,22 @@ def news_record(item_id: str, text: str) -> tuple[bytes, bytes]:
     return item_id.encode(), encode(record)
 
 
-def _producer(bootstrap: str, linger_ms: int) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms)
+def _producer(bootstrap: str, security: Mapping[str, Any], linger_ms: int) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, **security)
 
 
-def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
-    """Produce as fast as the client goes; return the count once the broker has all."""
-    producer = _producer(bootstrap, linger_ms=5)
+def produce_all(
+    bootstrap: str,
+    security: Mapping[str, Any],
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+) -> int:
+    """Produce as fast as the client goes; return the count once the broker has all.
+
+    ``security``: the cluster's kafka-python security configuration, as every client here
+    takes it (:func:`streams.edges.security.kafka_python_config`).
+    """
+    producer = _producer(bootstrap, security, linger_ms=5)
     count = 0
     try:
         for key, value in records:
@@ -55,6 +65,7 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes
 
 def produce_paced(
     bootstrap: str,
+    security: Mapping[str, Any],
     topic: str,
     texts: Sequence[str],
     rate: float,
@@ -66,7 +77,7 @@ def produce_paced(
     Each record's ``sent_at`` is stamped just before its send; the returned times are
     ``time.monotonic()`` taken at the same moment.
     """
-    producer = _producer(bootstrap, linger_ms=0)
+    producer = _producer(bootstrap, security, linger_ms=0)
     rng = random.Random(11)
     sent: dict[str, float] = {}
     total = max(1, int(rate * duration_s))
@@ -89,9 +100,10 @@ def produce_paced(
 class Collector:
     """A consumer thread that keeps the first receive time (monotonic) of every output id."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+    def __init__(self, bootstrap: str, security: Mapping[str, Any], topics: Sequence[str]) -> None:
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
+            **security,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=50,

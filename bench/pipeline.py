@@ -16,6 +16,7 @@ from bench.machine import load_average
 from bench.profile import Profiler
 from bench.stats import latency_ms, output_rate
 from bench.worker import Worker, private_settings
+from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,12 @@ def _saturate(
     worker: Worker, collector: Collector, topic_in: str, topic_out: str, records: list[Any]
 ) -> dict[str, float]:
     ids = [item_id for item_id, _, _ in records]
-    produce_all(worker.settings.kafka_bootstrap, topic_in, [(k, v) for _, k, v in records])
+    produce_all(
+        worker.settings.kafka_bootstrap,
+        kafka_python_config(worker.settings),
+        topic_in,
+        [(k, v) for _, k, v in records],
+    )
     timeout = STARTUP_S + len(ids) / 2
     got = collector.wait_for(topic_out, ids, timeout, worker.check)
     if len(got) < 2:
@@ -86,8 +92,11 @@ def run_point(
         for i in range(plan.messages)
     ]
     # pre-load the backlog, then start the worker: it runs saturated from its first batch
-    produce_all(bootstrap, settings.topic_messages_raw, [(k, v) for _, k, v in preload])
-    collector = Collector(bootstrap, [settings.topic_tickets_routed, settings.topic_news_scored])
+    security = kafka_python_config(settings)
+    produce_all(bootstrap, security, settings.topic_messages_raw, [(k, v) for _, k, v in preload])
+    collector = Collector(
+        bootstrap, security, [settings.topic_tickets_routed, settings.topic_news_scored]
+    )
     started = time.monotonic()
     worker = Worker.start(settings, workdir)
     result: dict[str, Any] = {
@@ -118,6 +127,7 @@ def run_point(
         rate = plan.latency_rate or result["messages"]["steady_per_s"] * plan.load_fraction
         sent = produce_paced(
             bootstrap,
+            security,
             settings.topic_messages_raw,
             msgs[3000:] or msgs,
             rate,

@@ -5,15 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-
 from bench.cluster import BenchError
 from deploy.broker import free_port
+from streams.edges.security import SECURITY_FIELDS
 from streams.edges.topics import ensure_topics
 from streams.settings import Settings
 
@@ -41,30 +39,10 @@ def private_settings(
         },
         **extra,
     }
-    settings = Settings.model_validate(values)
-    ensure_topics(settings, bootstrap)
-    wait_for_leaders(bootstrap, settings.all_topics())
+    # the cluster's TLS/SASL settings as they are (the worker inherits them from the environment)
+    settings = Settings.model_validate({**base.model_dump(include=set(SECURITY_FIELDS)), **values})
+    ensure_topics(settings, bootstrap)  # returns once every new partition has a leader
     return settings
-
-
-def wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float = 60.0) -> None:
-    """Wait until every partition of ``topics`` has a leader (new topics take a moment)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamsense-bench")
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            described = admin.describe_topics(topics)
-            ready = len(described) == len(topics) and all(
-                t.get("partitions") and all(p["leader_id"] >= 0 for p in t["partitions"])
-                for t in described
-            )
-            if ready:
-                return
-            if time.monotonic() > deadline:
-                raise BenchError(f"partitions of {topics[0]} and others have no leader yet")
-            time.sleep(0.2)
-    finally:
-        admin.close()
 
 
 def _env_args(settings: Settings, metrics_port: int) -> list[str]:

@@ -10,15 +10,18 @@ import base64
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from streamsense.errors import StreamsenseError
 
@@ -90,6 +93,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_fixed_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port below the kernel's ephemeral range.
+
+    A port from :func:`free_port` lies inside that range, where any outgoing connection may
+    take it before the broker binds it; one below the range is only taken by a listener.
+    """
+    low, high = _ephemeral_range()
+    lower, upper = (10000, low - 1) if low > 11000 else (high + 1, 65535)
+    for _ in range(200 if lower < upper else 0):
+        port = random.randint(lower, upper)
+        if _port_free(port, host):
+            return port
+    raise BrokerError(
+        f"no free TCP port on {host} outside the ephemeral range {low}-{high} "
+        "(/proc/sys/net/ipv4/ip_local_port_range)"
+    )
+
+
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -113,8 +142,14 @@ def _pid_alive(pid: int) -> bool:
     return waited == 0
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when the broker at ``bootstrap`` answers a metadata request."""
+def broker_answers(
+    bootstrap: str, timeout_s: float = 5.0, client_config: Mapping[str, Any] | None = None
+) -> bool:
+    """True when the broker at ``bootstrap`` answers a metadata request.
+
+    ``client_config``: extra kafka-python settings, such as the TLS and SASL ones of a
+    secured cluster (``streams.edges.security.kafka_python_config``).
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -129,6 +164,7 @@ def broker_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="streamsense-probe",
+            **(client_config or {}),
         )
     except (KafkaError, OSError, ValueError):
         return False
@@ -148,16 +184,89 @@ class BrokerInfo:
     pid: int
     bootstrap: str
     log_file: Path
+    sasl_ssl_bootstrap: str = ""
+    """The SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN), if the broker has one."""
+    ssl_bootstrap: str = ""
+    """The SSL listener that requires a client certificate, if the broker has one."""
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Secured listeners a local broker opens beside its PLAINTEXT one (to test clients).
+
+    ``SASL_SSL`` authenticates ``users`` with SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN; ``SSL``
+    requires a client certificate signed by a CA in the trust store (mutual TLS). Both
+    present the certificate in ``keystore``. The SCRAM credentials are written when the
+    storage is formatted, so they exist from the broker's first start.
+    """
+
+    keystore: Path
+    """PKCS12: the broker's private key and certificate chain."""
+    truststore: Path
+    """PKCS12: the CA certificates that client certificates must chain to."""
+    store_password: str
+    users: Mapping[str, str] = field(default_factory=dict)
+    """User name to password."""
+
+    def server_properties(self, sasl_ssl_port: int, ssl_port: int) -> dict[str, str]:
+        """The broker settings of both listeners (joined to the PLAINTEXT ones)."""
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{sasl_ssl_port},SSL://127.0.0.1:{ssl_port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SSL:SSL",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.keystore.password": self.store_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(self.truststore),
+            "ssl.truststore.password": self.store_password,
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.ssl.client.auth": "none",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+        }
+
+    def format_args(self) -> list[str]:
+        """``kafka-storage format`` arguments that create every user's SCRAM credentials."""
+        return [
+            arg
+            for name, password in self.users.items()
+            for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+    def redact(self, text: str) -> str:
+        """``text`` without the passwords in it."""
+        for secret in (self.store_password, *self.users.values()):
+            text = text.replace(secret, "***")
+        return text
 
 
 class LocalBroker:
-    """Start, stop and query the local broker whose state lives in ``state_dir``."""
+    """Start, stop and query the local broker whose state lives in ``state_dir``.
 
-    def __init__(self, state_dir: Path, libs: Path, port: int = 0, heap: str = "512m") -> None:
+    With ``secure``, the broker also opens the SASL_SSL and SSL listeners it describes, on
+    ports below the kernel's ephemeral range.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        libs: Path,
+        port: int = 0,
+        heap: str = "512m",
+        secure: SecureListeners | None = None,
+    ) -> None:
         self.home = state_dir / "broker"
         self.libs = libs
         self.port = port
         self.heap = heap
+        self.secure = secure
         self.data_dir = self.home / "data"
         self.log_file = self.home / "broker.log"
         self._state_file = self.home / "broker.json"
@@ -174,9 +283,21 @@ class LocalBroker:
         pid = state.get("pid")
         if not pid or not _pid_alive(pid):
             return None
-        return BrokerInfo(pid, f"127.0.0.1:{state['port']}", self.log_file)
+        return self._info(pid, state)
 
-    def _choose_ports(self) -> tuple[int, int]:
+    def _info(self, pid: int, state: Mapping[str, int]) -> BrokerInfo:
+        def address(key: str) -> str:
+            return f"127.0.0.1:{state[key]}" if state.get(key) else ""
+
+        return BrokerInfo(
+            pid,
+            address("port"),
+            self.log_file,
+            sasl_ssl_bootstrap=address("sasl_ssl_port"),
+            ssl_bootstrap=address("ssl_port"),
+        )
+
+    def _choose_ports(self) -> dict[str, int]:
         state = self._read_state()
         port = self.port or state.get("port", 0)
         if not port or (not self.port and not _port_free(port)):
@@ -186,9 +307,18 @@ class LocalBroker:
             controller = free_port()
             while controller == port:
                 controller = free_port()
-        return port, controller
+        ports = {"port": port, "controller_port": controller}
+        if self.secure is not None:
+            for key in ("sasl_ssl_port", "ssl_port"):
+                chosen = state.get(key, 0)
+                while not chosen or chosen in ports.values() or not _port_free(chosen):
+                    chosen = free_fixed_port()
+                ports[key] = chosen
+        return ports
 
-    def _write_config(self, port: int, controller: int) -> Path:
+    def _write_config(
+        self, port: int, controller: int, sasl_ssl_port: int = 0, ssl_port: int = 0
+    ) -> Path:
         config = self.home / "server.properties"
         lines = {
             "process.roles": "broker,controller",
@@ -211,6 +341,18 @@ class LocalBroker:
             "auto.create.topics.enable": "true",
             "log.retention.hours": "24",
         }
+        if self.secure is not None:
+            secured = self.secure.server_properties(sasl_ssl_port, ssl_port)
+            for key in ("listeners", "listener.security.protocol.map"):
+                lines[key] = f"{lines[key]},{secured.pop(key)}"
+            lines["advertised.listeners"] = ",".join(
+                entry
+                for entry in lines["listeners"].split(",")
+                if not entry.startswith("CONTROLLER:")
+            )
+            lines.update(secured)
+            config.touch(mode=0o600)  # it holds the store and PLAIN passwords
+            config.chmod(0o600)
         config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()), encoding="utf-8")
         return config
 
@@ -233,16 +375,20 @@ class LocalBroker:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cluster_id = _kafka_uuid()
+        scram = self.secure.format_args() if self.secure is not None else []
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *scram
+            ),
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
+            output = (result.stdout + result.stderr)[-2000:]
             raise BrokerError(
                 f"Formatting the KRaft storage in {self.data_dir} failed:\n"
-                f"{(result.stdout + result.stderr)[-2000:]}"
+                f"{self.secure.redact(output) if self.secure is not None else output}"
             )
 
     def start(self, timeout_s: float = 90.0) -> BrokerInfo:
@@ -251,10 +397,15 @@ class LocalBroker:
         if running is not None:
             return running
         self.home.mkdir(parents=True, exist_ok=True)
-        port, controller = self._choose_ports()
-        config = self._write_config(port, controller)
+        ports = self._choose_ports()
+        config = self._write_config(
+            ports["port"],
+            ports["controller_port"],
+            ports.get("sasl_ssl_port", 0),
+            ports.get("ssl_port", 0),
+        )
         self._format(config)
-        bootstrap = f"127.0.0.1:{port}"
+        bootstrap = f"127.0.0.1:{ports['port']}"
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
@@ -263,10 +414,8 @@ class LocalBroker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._state_file.write_text(
-            json.dumps({"pid": proc.pid, "port": port, "controller_port": controller}),
-            encoding="utf-8",
-        )
+        state = {"pid": proc.pid, **ports}
+        self._state_file.write_text(json.dumps(state), encoding="utf-8")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -276,7 +425,7 @@ class LocalBroker:
                 )
             if broker_answers(bootstrap, timeout_s=2.0):
                 logger.info("Kafka broker %s answers (pid %s)", bootstrap, proc.pid)
-                return BrokerInfo(proc.pid, bootstrap, self.log_file)
+                return self._info(proc.pid, state)
             time.sleep(0.5)
         self.stop()
         raise BrokerError(

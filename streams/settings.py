@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigurationError
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +35,29 @@ class Settings(BaseSettings):
         default="4.1.1", description="Apache Kafka version of the local broker."
     )
     broker_port: int = Field(default=0, description="Port of the local broker; 0 picks a free one.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How every Kafka client connects to the cluster."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA bundle the brokers' certificates are checked against."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client private key, if it is encrypted."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that a broker's certificate names the host dialled."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism of SASL_PLAINTEXT and SASL_SSL."
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     state_dir: Path = Field(
         default=Path(".streamsense"),
         description="Local state: broker data, PID files, logs, Faust tables.",
@@ -49,8 +75,17 @@ class Settings(BaseSettings):
         default="sqlite:///.streamsense/feedback.db",
         description="Feedback store: sqlite:///path or postgresql://...",
     )
+    require_shared_store: bool = Field(
+        default=False,
+        description="Worker and scheduler refuse a SQLite (one-machine) feedback store.",
+    )
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics.")
     metrics_port: int = Field(default=9464, description="Port of /metrics; 0 picks a free one.")
+    liveness_max_age_s: float = Field(
+        default=30.0,
+        ge=2.0,
+        description="/healthz fails once the worker's event loop has not run for this long (s).",
+    )
     batch_size: int = Field(default=32, ge=1, description="Largest micro-batch a scorer takes.")
     batch_max_wait_s: float = Field(
         default=0.05, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
@@ -114,6 +149,17 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024,
         description="Kafka max.message.bytes of created input topics.",
     )
+    max_tickers_per_item: int = Field(
+        default=20,
+        ge=1,
+        description="Tickers one news item is scored for; the excess is counted "
+        "(tickers_truncated), not fanned out.",
+    )
+    fault_injection: Literal["", "crash_after_state_write"] = Field(
+        default="",
+        description="TEST ONLY: a point where the worker exits on purpose (crash tests); "
+        "empty = off.",
+    )
     config_dir: Path = Field(
         default=_PROJECT_ROOT / "deploy" / "config",
         description="Operator files: routing.toml, actions.toml, companies.toml.",
@@ -129,6 +175,36 @@ class Settings(BaseSettings):
     topic_alerts: str = Field(default="alerts", description="Alerts (ticker and complaint).")
     topic_feedback: str = Field(default="feedback", description="Labeled feedback.")
     topic_models_control: str = Field(default="models.control", description="Model promotions.")
+
+    @field_validator(
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """An empty variable means the default; ``sasl_ssl`` and ``scram-sha-512`` are accepted."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return cls.model_fields[str(info.field_name)].default
+        upper = info.field_name in ("kafka_security_protocol", "kafka_sasl_mechanism")
+        return value.strip().upper() if upper else value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Self:
+        """Refuse a security set-up that cannot work, in one error naming every problem.
+
+        Raised as :class:`ConfigurationError` (not a pydantic ``ValidationError``, whose
+        message would echo every input, secrets included).
+        """
+        problems = _kafka_security_problems(self)
+        if problems:
+            raise ConfigurationError("Kafka security settings: " + "; ".join(problems))
+        return self
 
     @classmethod
     def topic_fields(cls) -> list[str]:
@@ -157,3 +233,54 @@ class Settings(BaseSettings):
         path = self.state_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _kafka_security_problems(s: Settings) -> list[str]:
+    """What is wrong with the Kafka security settings (empty when they can work)."""
+    protocol = s.kafka_security_protocol
+    tls, sasl = protocol in ("SSL", "SASL_SSL"), protocol.startswith("SASL_")
+    var = "STREAMSENSE_KAFKA_SECURITY_PROTOCOL"
+    problems: list[str] = []
+    if protocol != "PLAINTEXT" and not s.kafka_bootstrap:
+        problems.append(
+            f"{var}={protocol} needs STREAMSENSE_KAFKA_BOOTSTRAP (the local broker speaks "
+            "PLAINTEXT only)"
+        )
+    tls_set = [
+        name
+        for name in ("cafile", "certfile", "keyfile", "key_password")
+        if getattr(s, f"kafka_ssl_{name}") is not None
+    ]
+    sasl_set = [
+        name
+        for name, value in (
+            ("mechanism", s.kafka_sasl_mechanism),
+            ("username", s.kafka_sasl_username or None),
+            ("password", s.kafka_sasl_password),
+        )
+        if value is not None
+    ]
+    if tls_set and not tls:
+        names = ", ".join(f"STREAMSENSE_KAFKA_SSL_{n.upper()}" for n in tls_set)
+        problems.append(f"{names} set, but {var}={protocol} uses no TLS (SSL or SASL_SSL does)")
+    if sasl_set and not sasl:
+        names = ", ".join(f"STREAMSENSE_KAFKA_SASL_{n.upper()}" for n in sasl_set)
+        problems.append(
+            f"{names} set, but {var}={protocol} uses no SASL (SASL_SSL or SASL_PLAINTEXT does)"
+        )
+    if sasl:
+        missing = [n for n in ("mechanism", "username", "password") if n not in sasl_set]
+        if s.kafka_sasl_password is not None and not s.kafka_sasl_password.get_secret_value():
+            missing.append("password")
+        if missing:
+            names = " and ".join(f"STREAMSENSE_KAFKA_SASL_{n.upper()}" for n in missing)
+            problems.append(f"{var}={protocol} needs {names}")
+    for name in ("cafile", "certfile", "keyfile"):
+        path: Path | None = getattr(s, f"kafka_ssl_{name}")
+        if path is not None and not path.expanduser().is_file():
+            problems.append(f"STREAMSENSE_KAFKA_SSL_{name.upper()}={path} is no file")
+    if s.kafka_ssl_keyfile is not None and s.kafka_ssl_certfile is None:
+        problems.append("STREAMSENSE_KAFKA_SSL_KEYFILE needs STREAMSENSE_KAFKA_SSL_CERTFILE")
+    if s.kafka_ssl_key_password is not None and s.kafka_ssl_certfile is None:
+        problems.append("STREAMSENSE_KAFKA_SSL_KEY_PASSWORD needs STREAMSENSE_KAFKA_SSL_CERTFILE")
+    return problems

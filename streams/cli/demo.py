@@ -17,8 +17,9 @@ from rich.live import Live
 from models.data import LabeledData, load_banking77, load_twitter
 from models.pipeline import ensure_models
 from streams.cli.live import LiveState, follow, start_thread
-from streams.edges.bootstrap import local_broker
+from streams.edges.bootstrap import local_broker, resolve_bootstrap
 from streams.edges.replay import customer_messages, news_items, produce_items
+from streams.edges.security import kafka_python_config
 from streams.edges.topics import ensure_topics
 from streams.runtime.agents import FATAL_EXIT
 from streams.settings import Settings
@@ -40,12 +41,14 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
     messages) and a shock (real bearish headlines about one ticker)."""
     news = _shuffled(load_twitter(settings.data_dir / TWITTER_FILE), 11)
     messages = _shuffled(load_banking77(settings.data_dir), 12)
+    security = kafka_python_config(settings)
     threads = [
         start_thread(
             lambda: produce_items(
                 bootstrap,
                 settings.topic_news_raw,
                 news_items(news),
+                security=security,
                 rate=rate,
                 stop=stop,
                 feedback_topic=settings.topic_feedback,
@@ -59,6 +62,7 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
                 bootstrap,
                 settings.topic_messages_raw,
                 customer_messages(messages),
+                security=security,
                 rate=rate,
                 stop=stop,
             ),
@@ -74,6 +78,7 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
         bootstrap,
         settings.topic_messages_raw,
         customer_messages(outage, prefix="outage"),
+        security=security,
         rate=10,
         stop=stop,
     )
@@ -82,6 +87,7 @@ def _scenario(bootstrap: str, settings: Settings, rate: float, stop: threading.E
         bootstrap,
         settings.topic_news_raw,
         news_items(bearish, prefix="shock", tickers=["ACME"]),
+        security=security,
         rate=2,
         stop=stop,
     )
@@ -105,7 +111,7 @@ def _spawn(settings: Settings, command: str) -> tuple[subprocess.Popen[bytes], P
 def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
     """Bring everything up, show the live view, and stop it all on Ctrl-C."""
     broker = None
-    bootstrap = settings.kafka_bootstrap
+    bootstrap = resolve_bootstrap(settings) if settings.kafka_bootstrap else ""
     if not bootstrap:
         broker = local_broker(settings)
         started = broker.status() is None

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer
 from rich.console import Group
 from rich.table import Table
 
+from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
 
@@ -102,6 +103,7 @@ def follow(bootstrap: str, settings: Settings, state: LiveState, stop: threading
         bootstrap_servers=bootstrap,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        **kafka_python_config(settings),
     )
     try:
         while not stop.is_set():

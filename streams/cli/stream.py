@@ -14,6 +14,7 @@ from rich.console import Console
 from models.data import load_banking77, load_twitter, load_user_file, task_labels
 from streams.edges.bootstrap import resolve_bootstrap
 from streams.edges.replay import customer_messages, news_items, produce_items
+from streams.edges.security import kafka_python_config
 from streams.edges.topics import ensure_topics
 from streams.settings import Settings
 
@@ -96,6 +97,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             bootstrap,
             target,
             islice(items, limit or None),
+            security=kafka_python_config(settings),
             rate=rate,
             feedback_topic=settings.topic_feedback if labels else None,
             feedback_task=task,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deploy.broker import LocalBroker, fetch_jars
+from streams.edges.security import check_access
 from streams.settings import Settings
 
 
@@ -13,8 +14,14 @@ def local_broker(settings: Settings) -> LocalBroker:
 
 
 def resolve_bootstrap(settings: Settings, *, start: bool = True) -> str:
-    """The bootstrap servers to use; starts the local broker when none is configured."""
+    """The bootstrap servers to use; starts the local broker when none is configured.
+
+    A configured cluster with TLS or SASL is tried once first (:func:`check_access`), so a
+    refused login or certificate stops the command with one clear error.
+    """
     if settings.kafka_bootstrap:
+        if settings.kafka_security_protocol != "PLAINTEXT":
+            check_access(settings, settings.kafka_bootstrap)
         return settings.kafka_bootstrap
     broker = local_broker(settings)
     info = broker.status()

@@ -9,6 +9,7 @@ from kafka import KafkaProducer
 
 from streams.core.records import ModelControl, encode
 from streams.edges.bootstrap import resolve_bootstrap
+from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,11 @@ def publish_control(settings: Settings, task: str, version: str, action: str) ->
     record = ModelControl.model_validate(
         {"task": task, "version": version, "action": action, "at": datetime.now(UTC)}
     )
-    producer = KafkaProducer(bootstrap_servers=resolve_bootstrap(settings, start=False), acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=resolve_bootstrap(settings, start=False),
+        acks="all",
+        **kafka_python_config(settings),
+    )
     try:
         topic = settings.topic_models_control
         producer.send(topic, key=task.encode(), value=encode(record)).get(timeout=30)

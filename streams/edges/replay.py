@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -87,6 +88,7 @@ def produce_items(
     topic: str,
     items: Iterable[ReplayItem],
     *,
+    security: Mapping[str, Any],
     rate: float = 0.0,
     feedback_topic: str | None = None,
     feedback_task: str = "sentiment",
@@ -96,9 +98,10 @@ def produce_items(
     """Produce ``items`` (at ``rate`` per second; 0 = as fast as possible); return the count.
 
     With ``feedback_topic``, the gold label of every ``feedback_every``-th item follows as
-    feedback (annotator ``replay``).
+    feedback (annotator ``replay``). ``security`` is the cluster's kafka-python security
+    configuration (:func:`streams.edges.security.kafka_python_config`).
     """
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **security)
     count = 0
     started = time.monotonic()
     try:

@@ -22,6 +22,7 @@ from streams.core.recommend import ActionCatalog
 from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
+from streams.edges.security import faust_credentials
 from streams.runtime import faust_guard
 from streams.runtime.agents import (
     Collaborators,
@@ -106,6 +107,7 @@ def build_app(
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,

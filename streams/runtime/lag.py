@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from streams.edges.security import kafka_python_config
 from streams.runtime.metrics import Metrics
 from streams.settings import Settings
 
@@ -25,7 +26,10 @@ class LagReporter:
 
         s = self.settings
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False
+            bootstrap_servers=self.bootstrap,
+            group_id=s.app_id,
+            enable_auto_commit=False,
+            **kafka_python_config(s),
         )
         try:
             partitions = [

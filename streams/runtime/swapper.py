@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.registry import Registry
 from streams.core.records import ModelControl, decode
+from streams.edges.security import aiokafka_config
 from streams.errors import InvalidRecordError
 from streams.runtime.agents import ModelSlot
 from streams.runtime.metrics import Metrics
@@ -68,7 +69,11 @@ class ModelSwapper:
 
     async def run(self) -> None:
         """Consume ``models.control`` until cancelled."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            **aiokafka_config(self.settings),
+        )
         await consumer.start()
         try:
             tp = TopicPartition(self.settings.topic_models_control, 0)

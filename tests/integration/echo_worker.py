@@ -1,6 +1,7 @@
 """A minimal Faust worker for the foundation test: upper-cases ``$ECHO_IN`` into ``$ECHO_OUT``.
 
-Run as its own process: ``python echo_worker.py worker``.
+Run as its own process: ``python echo_worker.py worker``. It connects with the TLS and SASL
+settings of ``STREAMSENSE_KAFKA_*``, as streamsense's worker does.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from collections.abc import AsyncIterator
 
 import faust
 
+from streams.edges.security import faust_credentials
+from streams.settings import Settings
+
 app = faust.App(
     os.environ["ECHO_APP_ID"],
     broker=f"kafka://{os.environ['ECHO_BOOTSTRAP']}",
+    broker_credentials=faust_credentials(Settings()),
     store="memory://",
     datadir=os.environ["ECHO_DATADIR"],
     web_enabled=False,
