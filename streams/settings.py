@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     feedback_retention_days: int = Field(
         default=90, ge=1, description="Feedback texts are blanked after this many days."
     )
+    swap_reconcile_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a worker compares the models it serves with the registry alias.",
+    )
+    swap_retry_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait between retries of a model load that failed (backoff cap).",
+    )
     session_timeout_s: float = Field(
         default=10.0,
         ge=6.0,

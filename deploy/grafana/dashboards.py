@@ -307,6 +307,28 @@ def pipeline() -> dict[str, Any]:
                     [("sum by (task) (increase(streamsense_model_swaps_total[1h]))", "{{task}}")],
                 ),
             ),
+            (
+                timeseries(
+                    "Workers not on the alias's version",
+                    [("sum by (task) (streamsense_model_alias_mismatch)", "{{task}}")],
+                    description="Workers retry a failed load with backoff; above 0 for long: "
+                    "look for load or verification errors in their logs.",
+                ),
+                timeseries(
+                    "Failed model loads and refused control records (per hour)",
+                    [
+                        (
+                            "sum by (task) (increase(streamsense_model_swap_failures_total[1h]))",
+                            "{{task}} failed loads",
+                        ),
+                        (
+                            "sum by (task) (increase(streamsense_model_control_refused_total[1h]))",
+                            "{{task}} refused records",
+                        ),
+                    ],
+                    description="A refused record named a version the registry alias does not.",
+                ),
+            ),
         ],
     )
 

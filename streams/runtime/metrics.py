@@ -35,6 +35,9 @@ class Metrics:
     alerts: Counter
     model_info: Gauge
     swaps: Counter
+    swap_failures: Counter
+    alias_mismatch: Gauge
+    control_refused: Counter
     retrain_runs: Counter
     retrain_seconds: Histogram
     gate_decisions: Counter
@@ -43,6 +46,7 @@ class Metrics:
     online_total: Counter
     online_accuracy: Gauge
     consumer_lag: Gauge
+    event_loop_heartbeat_age: Gauge
     build_info: Info
 
     def prime(
@@ -56,8 +60,16 @@ class Metrics:
         """Create the labelled series that start at zero, so ``increase()`` sees their first
         event, and publish the build version."""
         for task in tasks:
-            for counter in (self.swaps, self.feedback, self.online_correct, self.online_total):
+            for counter in (
+                self.swaps,
+                self.swap_failures,
+                self.control_refused,
+                self.feedback,
+                self.online_correct,
+                self.online_total,
+            ):
                 counter.labels(task)
+            self.alias_mismatch.labels(task).set(0)
         for kind in alert_kinds:
             self.alerts.labels(kind)
         topics = list(input_topics)
@@ -124,6 +136,24 @@ class Metrics:
             swaps=Counter(
                 f"{p}_model_swaps", "Hot swaps of a serving model.", ["task"], registry=r
             ),
+            swap_failures=Counter(
+                f"{p}_model_swap_failures",
+                "Loads of the alias's version that failed (retried with backoff).",
+                ["task"],
+                registry=r,
+            ),
+            alias_mismatch=Gauge(
+                f"{p}_model_alias_mismatch",
+                "1 while the served version differs from the registry alias's.",
+                ["task"],
+                registry=r,
+            ),
+            control_refused=Counter(
+                f"{p}_model_control_refused",
+                "models.control records refused: the version is not the alias's.",
+                ["task"],
+                registry=r,
+            ),
             retrain_runs=Counter(
                 f"{p}_retrain_runs", "Retrain runs by outcome.", ["task", "outcome"], registry=r
             ),
@@ -162,6 +192,11 @@ class Metrics:
                 f"{p}_consumer_lag",
                 "Records behind the end of a partition.",
                 ["topic", "partition"],
+                registry=r,
+            ),
+            event_loop_heartbeat_age=Gauge(
+                f"{p}_event_loop_heartbeat_age_seconds",
+                "Seconds since the worker's event loop last ran its heartbeat (~1 when healthy).",
                 registry=r,
             ),
             build_info=Info(f"{p}_build", "streamsense version.", registry=r),

@@ -1,10 +1,22 @@
-"""Hot swap: follow ``models.control`` and swap a verified, warmed model between batches."""
+"""Hot swap that converges: every worker serves the version the registry alias names.
+
+The alias is the truth; ``models.control`` is only a nudge. A worker compares what it
+serves with the alias at start-up, after each control record and every
+``STREAMSENSE_SWAP_RECONCILE_S``, so a lost announcement delays a swap by one interval at
+most. A load that fails (file missing, hash mismatch, out of memory) is retried with
+exponential backoff up to ``STREAMSENSE_SWAP_RETRY_MAX_S``, and the mismatch is exported
+(``streamsense_model_alias_mismatch``, alert ``StreamsenseModelAliasMismatch``). A control
+record naming a version the alias does not name (a version the gate refused, a replayed
+old record) is refused and counted; nothing the alias does not name is ever loaded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,11 +32,19 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-class ModelSwapper:
-    """Follows ``models.control`` and swaps a verified, warmed model into each slot.
+@dataclass
+class _Backoff:
+    """When the next load of a failing version may be tried."""
 
-    Every worker reads the control topic on its own (no consumer group), from its end:
-    the registry's alias already told it the production version at start-up.
+    version: str
+    failures: int
+    not_before: float
+
+
+class ModelSwapper:
+    """Keeps each slot on the alias's version: load, verify, warm, then swap one reference.
+
+    Every worker reads the control topic on its own (no consumer group), from its end.
     """
 
     def __init__(
@@ -34,41 +54,86 @@ class ModelSwapper:
         registry: Registry,
         slots: dict[str, ModelSlot],
         metrics: Metrics,
+        *,
+        clock: Any = time.monotonic,
     ) -> None:
         self.metrics = metrics
         self.settings = settings
         self.bootstrap = bootstrap
         self.registry = registry
         self.slots = slots
+        self.clock = clock
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self._backoff: dict[str, _Backoff] = {}
+        self._lock = asyncio.Lock()
 
     def _load(self, task: str, version: str) -> Any:
         classifier = self.registry.load(task, version, threads=self.settings.inference_threads)
         classifier.warmup()
         return classifier
 
-    async def apply(self, task: str, version: str) -> bool:
-        """Load ``version`` of ``task`` beside the serving one, then swap; True if swapped."""
-        slot = self.slots.get(task)
-        if slot is None or slot.classifier.version == version:
-            return False
+    def _retry_delay(self, failures: int) -> float:
+        return float(min(self.settings.swap_retry_max_s, 2.0 ** (failures - 1)))
+
+    async def reconcile(self) -> list[str]:
+        """Bring every slot to the alias's version; the tasks that were swapped."""
+        swapped = []
+        async with self._lock:  # one load at a time: the timer and a control record race
+            for task in self.slots:
+                if await self._reconcile_task(task):
+                    swapped.append(task)
+        return swapped
+
+    async def _reconcile_task(self, task: str) -> bool:
+        slot = self.slots[task]
         loop = asyncio.get_running_loop()
         try:
-            classifier = await loop.run_in_executor(self.executor, self._load, task, version)
-        except Exception:
-            logger.exception(
-                "could not load %s/%s; still serving %s", task, version, slot.classifier.version
+            wanted = await loop.run_in_executor(self.executor, self.registry.production, task)
+        except Exception as exc:  # an unreadable alias: keep serving, say so, try again later
+            logger.warning(
+                "cannot read the %s alias (%s); still serving %s",
+                task,
+                exc,
+                slot.classifier.version,
+            )
+            return False
+        serving = slot.classifier.version
+        if not wanted or wanted == serving:
+            self._backoff.pop(task, None)
+            self.metrics.alias_mismatch.labels(task).set(0)
+            return False
+        self.metrics.alias_mismatch.labels(task).set(1)
+        backoff = self._backoff.get(task)
+        if backoff and backoff.version == wanted and self.clock() < backoff.not_before:
+            return False
+        try:
+            classifier = await loop.run_in_executor(self.executor, self._load, task, wanted)
+        except Exception as exc:
+            failures = backoff.failures + 1 if backoff and backoff.version == wanted else 1
+            delay = self._retry_delay(failures)
+            self._backoff[task] = _Backoff(wanted, failures, self.clock() + delay)
+            self.metrics.swap_failures.labels(task).inc()
+            logger.error(
+                "could not load %s/%s (attempt %d: %s); still serving %s, next try in %.0f s",
+                task,
+                wanted,
+                failures,
+                exc,
+                serving,
+                delay,
             )
             return False
         old = slot.swap(classifier)
+        self._backoff.pop(task, None)
         self.metrics.model_info.labels(task, old.version).set(0)
-        self.metrics.model_info.labels(task, version).set(1)
+        self.metrics.model_info.labels(task, wanted).set(1)
         self.metrics.swaps.labels(task).inc()
-        logger.info("swapped %s: %s -> %s", task, old.version, version)
+        self.metrics.alias_mismatch.labels(task).set(0)
+        logger.info("swapped %s: %s -> %s", task, old.version, wanted)
         return True
 
     async def run(self) -> None:
-        """Consume ``models.control`` until cancelled."""
+        """Follow ``models.control`` and the alias until cancelled."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
@@ -79,22 +144,44 @@ class ModelSwapper:
             tp = TopicPartition(self.settings.topic_models_control, 0)
             consumer.assign([tp])
             await consumer.seek_to_end(tp)
-            for task in self.slots:  # a promotion between start-up and now
-                current = self.registry.production(task)
-                if current:
-                    await self.apply(task, current)
+            await self.reconcile()  # a promotion between start-up and now
+            next_check = self.clock() + self.settings.swap_reconcile_s
             while True:
-                batches = await consumer.getmany(timeout_ms=1000)
+                wait = max(0.0, min(1.0, next_check - self.clock()))
+                batches = await consumer.getmany(timeout_ms=int(wait * 1000))
+                nudged = False
                 for messages in batches.values():
                     for message in messages:
-                        await self._handle(message.value)
+                        nudged = self._accept(message.value) or nudged
+                backing_off = any(self.clock() >= b.not_before for b in self._backoff.values())
+                if nudged or backing_off or self.clock() >= next_check:
+                    await self.reconcile()
+                    next_check = self.clock() + self.settings.swap_reconcile_s
         finally:
             await consumer.stop()
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _handle(self, value: bytes | None) -> None:
+    def _accept(self, value: bytes | None) -> bool:
+        """True when a control record is valid and names the alias's version."""
         try:
             control = decode(ModelControl, value)
         except InvalidRecordError as exc:
             logger.warning("ignoring an invalid models.control record: %s", exc.reason)
-            return
-        await self.apply(control.task, control.version)
+            return False
+        if control.task not in self.slots:
+            return False
+        try:
+            wanted = self.registry.production(control.task)
+        except Exception as exc:
+            logger.warning("cannot read the %s alias (%s)", control.task, exc)
+            return False
+        if control.version != wanted:
+            self.metrics.control_refused.labels(control.task).inc()
+            logger.warning(
+                "refusing a models.control record for %s/%s: the registry alias names %s",
+                control.task,
+                control.version,
+                wanted,
+            )
+            return False
+        return True
