@@ -300,13 +300,15 @@ class LocalBroker:
     def _choose_ports(self) -> dict[str, int]:
         state = self._read_state()
         port = self.port or state.get("port", 0)
+        # below the ephemeral range: a client retrying while the broker is down can
+        # otherwise connect to itself on the broker's port and keep it from binding again
         if not port or (not self.port and not _port_free(port)):
-            port = free_port()
+            port = free_fixed_port()
         controller = state.get("controller_port", 0)
         if not controller or controller == port or not _port_free(controller):
-            controller = free_port()
+            controller = free_fixed_port()
             while controller == port:
-                controller = free_port()
+                controller = free_fixed_port()
         ports = {"port": port, "controller_port": controller}
         if self.secure is not None:
             for key in ("sasl_ssl_port", "ssl_port"):

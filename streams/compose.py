@@ -15,7 +15,7 @@ from typing import Any
 from models.registry import Registry
 from retrain.store import FeedbackStore
 from streams.edges.bootstrap import resolve_bootstrap
-from streams.edges.topics import ensure_topics
+from streams.edges.topics import cluster_replication, ensure_topics
 from streams.errors import ConfigurationError, LocalFeedbackStoreError
 from streams.runtime.app import build_app
 from streams.runtime.liveness import HEALTH_PATH, Heartbeat, serve
@@ -69,7 +69,8 @@ def compose_worker(settings: Settings) -> WorkerParts:
     registry = Registry(settings.registry_dir)
     metrics = Metrics.create()
     store = FeedbackStore.open(settings.feedback_db_url)
-    app = build_app(settings, bootstrap, registry, metrics, store)
+    replication = cluster_replication(settings, bootstrap)
+    app = build_app(settings, bootstrap, registry, metrics, store, replication)
     heartbeat = Heartbeat(settings.liveness_max_age_s)
     app.task(heartbeat.run)
     metrics.event_loop_heartbeat_age.set_function(heartbeat.age_s)

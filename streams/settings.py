@@ -155,6 +155,18 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(
         default=1_000_000, ge=1024, description="Larger input records go to the DLQ."
     )
+    replication_factor: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas of every topic and changelog streamsense creates; "
+        "0 = min(3, brokers in the cluster).",
+    )
+    min_insync_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="min.insync.replicas of the topics streamsense creates; "
+        "0 = replication factor - 1 (at least 1).",
+    )
     max_input_message_bytes: int = Field(
         default=8 * 1024 * 1024,
         description="Kafka max.message.bytes of created input topics.",

@@ -1,9 +1,10 @@
-"""Creating the pipeline's topics with the configured partition count."""
+"""Creating the pipeline's topics: partitions, replication and min.insync.replicas."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, TopicPartition
@@ -20,6 +21,58 @@ from streams.errors import ConfigurationError
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Replicas per partition and the least in sync for an ``acks=all`` write to succeed."""
+
+    factor: int
+    min_insync: int
+
+    def topic_configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync)}
+
+
+def choose_replication(factor: int, min_insync: int, brokers: int) -> Replication:
+    """The replication for a cluster of ``brokers``; 0 in a setting means "choose".
+
+    Defaults are the usual safe ones: three replicas where the cluster has three brokers
+    (fewer on a smaller one) and ``min.insync.replicas`` one less than the replicas, so a
+    confirmed write is on two brokers and one broker may fail without stopping writes.
+    """
+    if brokers < 1:
+        raise ConfigurationError("the Kafka cluster reports no broker")
+    rf = factor or min(3, brokers)
+    if rf > brokers:
+        raise ConfigurationError(
+            f"STREAMSENSE_REPLICATION_FACTOR={rf} but the cluster has {brokers} broker(s): "
+            "lower it, or 0 to match the cluster"
+        )
+    isr = min_insync or max(1, rf - 1)
+    if isr > rf:
+        raise ConfigurationError(
+            f"STREAMSENSE_MIN_INSYNC_REPLICAS={isr} exceeds the replication factor {rf}: "
+            "no write could ever be confirmed"
+        )
+    return Replication(rf, isr)
+
+
+def cluster_replication(settings: Settings, bootstrap: str) -> Replication:
+    """:func:`choose_replication` for the cluster at ``bootstrap`` (asks it its size)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="streamsense-admin", **kafka_python_config(settings)
+    )
+    try:
+        return _replication(settings, admin)
+    finally:
+        admin.close()
+
+
+def _replication(settings: Settings, admin: Any) -> Replication:
+    brokers = len(admin.describe_cluster().get("brokers") or [])
+    return choose_replication(settings.replication_factor, settings.min_insync_replicas, brokers)
+
 
 LEADER_WAIT_S = 30.0
 """How long :func:`ensure_topics` waits for the new partitions' leaders."""
@@ -43,6 +96,10 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
+        missing = [name for name in settings.all_topics() if name not in existing]
+        if not missing:
+            return []
+        replication = _replication(settings, admin)
         inputs = {settings.topic_news_raw, settings.topic_messages_raw, settings.topic_feedback}
         big = {"max.message.bytes": str(settings.max_input_message_bytes)}
         wanted: dict[str, dict[str, Any]] = {
@@ -50,14 +107,14 @@ def ensure_topics(
                 "num_partitions": (
                     1 if name == settings.topic_models_control else settings.topic_partitions
                 ),
-                "replication_factor": 1,
-                "configs": big if name in inputs else {},
+                "replication_factor": replication.factor,
+                "configs": {
+                    **replication.topic_configs(),
+                    **(big if name in inputs else {}),
+                },
             }
-            for name in settings.all_topics()
-            if name not in existing
+            for name in missing
         }
-        if not wanted:
-            return []
         created = _create(admin, wanted)
         started = time.monotonic()
         try:

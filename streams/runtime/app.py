@@ -23,6 +23,7 @@ from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
+from streams.edges.topics import Replication
 from streams.runtime import faust_guard
 from streams.runtime.agents import (
     Collaborators,
@@ -99,6 +100,7 @@ def build_app(
     registry: Registry,
     metrics: Metrics,
     store: FeedbackStore,
+    replication: Replication,
 ) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
     faust_guard.install()
@@ -112,6 +114,7 @@ def build_app(
         datadir=str(datadir),
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=replication.factor,  # the tables' changelogs
         topic_disable_leader=True,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
@@ -163,9 +166,10 @@ def build_app(
     partitions = settings.topic_partitions
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec
     # writes and recovers them from the changelogs
-    history = app.Table("customer-history", partitions=partitions)
-    tickers = app.Table("ticker-state", partitions=partitions)
-    intents = app.Table("intent-state", partitions=partitions)
+    changelog = replication.topic_configs()
+    history = app.Table("customer-history", partitions=partitions, extra_topic_configs=changelog)
+    tickers = app.Table("ticker-state", partitions=partitions, extra_topic_configs=changelog)
+    intents = app.Table("intent-state", partitions=partitions, extra_topic_configs=changelog)
 
     def agent(topic: Any, name: str, fn: Any) -> None:
         app.agent(topic, name=name, concurrency=1)(fn)

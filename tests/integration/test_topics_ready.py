@@ -6,9 +6,11 @@ import logging
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.edges.security import kafka_python_config
 from streams.edges.topics import ensure_topics
+from streams.errors import ConfigurationError
 from streams.settings import Settings
 
 LEADER_COMPLAINTS = ("NotLeaderForPartition", "LeaderNotAvailable", "LEADER_NOT_AVAILABLE")
@@ -76,3 +78,33 @@ def test_existing_topics_are_left_alone(
     )
     assert len(ensure_topics(private, kafka_bootstrap)) == len(private.all_topics())
     assert ensure_topics(private, kafka_bootstrap) == []
+
+
+def test_created_topics_carry_the_replication_settings(
+    settings: Settings, kafka_bootstrap: str, unique: str
+) -> None:
+    """On the one-broker test cluster the defaults are one replica and min ISR 1, written
+    on every topic; a factor the cluster cannot hold is refused before anything is made."""
+    names = {name: f"{name.removeprefix('topic_')}-rf-{unique}" for name in Settings.topic_fields()}
+    private = settings.model_copy(update={"kafka_bootstrap": kafka_bootstrap, **names})
+    too_many = private.model_copy(update={"replication_factor": 2})
+    with pytest.raises(ConfigurationError, match="STREAMSENSE_REPLICATION_FACTOR=2"):
+        ensure_topics(too_many, kafka_bootstrap)
+    created = ensure_topics(private, kafka_bootstrap)
+    assert sorted(created) == sorted(private.all_topics())
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_python_config(private))
+    try:
+        described = admin.describe_topics(created)
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in created]
+        configs = admin.describe_configs(resources)
+    finally:
+        admin.close()
+    assert {len(p["replica_nodes"]) for t in described for p in t["partitions"]} == {1}
+    # {resource type: {topic: {config name: {config data}}}}, non-default values only
+    (per_topic,) = configs.values()
+    found = {
+        name: str(values["min.insync.replicas"]["value"])
+        for name, values in per_topic.items()
+        if "min.insync.replicas" in values
+    }
+    assert found == dict.fromkeys(created, "1"), per_topic

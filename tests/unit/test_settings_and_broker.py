@@ -56,3 +56,15 @@ def test_broker_config_listens_on_loopback_only(tmp_path: Path) -> None:
     assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in config
     assert "process.roles=broker,controller" in config
     assert "0.0.0.0" not in config
+
+
+def test_the_local_broker_ports_lie_outside_the_ephemeral_range(tmp_path: Path) -> None:
+    """Inside the range, a client retrying while the broker is down can connect to itself
+    on the broker's port (seen: 127.0.0.1:39092 <-> 127.0.0.1:39092) and the restarted
+    broker cannot bind it again."""
+    low, high = broker._ephemeral_range()
+    for _ in range(20):
+        ports = broker.LocalBroker(tmp_path, tmp_path)._choose_ports()
+        assert ports["port"] != ports["controller_port"]
+        for port in ports.values():
+            assert not low <= port <= high, (port, low, high)
