@@ -6,7 +6,7 @@ import logging
 
 from rich.logging import RichHandler
 
-from streams.runtime.logprivacy import protect
+from streams.runtime.logpolicy import protect
 
 
 def configure_logging(level: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from faust.worker import Worker
 
-from streams.runtime.logprivacy import protect
+from streams.runtime.logpolicy import protect
 
 
 class PrivateLogWorker(Worker):
