@@ -7,9 +7,9 @@ import logging
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from deploy.broker import BrokerError, broker_answers
+from streams.cli.errors import EXIT_ERROR, report
 from streams.cli.logconfig import configure_logging
 from streams.edges.bootstrap import local_broker
 from streams.settings import Settings
@@ -96,8 +96,8 @@ def main() -> None:
     try:
         app()
     except StreamsenseError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise SystemExit(2) from exc
+        report(exc)
+        raise SystemExit(EXIT_ERROR) from exc
 
 
 if __name__ == "__main__":

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,21 +16,11 @@ from rich.table import Table
 from models.data import TASKS
 from models.exceptions import ModelsError
 from models.registry import Registry
-from streams.errors import StreamsenseError
+from streams.cli.errors import one_line_errors
 from streams.settings import Settings
 
 console = Console()
 errors = Console(stderr=True)
-
-
-@contextmanager
-def _clean_errors() -> Iterator[None]:
-    """Turn our own errors into one red line on stderr and exit status 1."""
-    try:
-        yield
-    except (ModelsError, StreamsenseError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def _task(value: str) -> str:
@@ -96,7 +85,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             seed=seed,
             threads=threads,
         )
-        with _clean_errors():
+        with one_line_errors():
             outcome = train_and_register(
                 task,
                 settings.registry_dir,
@@ -130,7 +119,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from models.scoring import score_file
 
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             classifier = Registry(settings.registry_dir).load(
                 task, version, threads=settings.inference_threads, precision=precision
             )
@@ -158,7 +147,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         registry = Registry(get_settings().registry_dir)
         table = Table("task", "prod", "parent", "rows", "accuracy", "macro-F1")
         table.add_column("version", no_wrap=True)
-        with _clean_errors():
+        with one_line_errors():
             for name in [task] if task else registry.tasks():
                 production = registry.production(name)
                 for version in registry.versions(name):
@@ -182,7 +171,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Verify a version and print its manifest summary and per-class report."""
         registry = Registry(get_settings().registry_dir)
-        with _clean_errors():
+        with one_line_errors():
             version = version or registry.production(task)
             if version is None:
                 raise ModelsError(f"task {task!r} has no production version; name a version")
@@ -226,7 +215,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Verify a version and make it the task's production version."""
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             Registry(settings.registry_dir).promote(task, version, reason)
         console.print(f"{task}: production is now {version}")
         _announce(settings, task, version, "promote")
@@ -238,7 +227,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Move production back to the previous production version."""
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             version = Registry(settings.registry_dir).rollback(task, reason)
         console.print(f"{task}: rolled back, production is now {version}")
         _announce(settings, task, version, "rollback")
@@ -249,7 +238,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from models.pipeline import ensure_models
 
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             versions = ensure_models(
                 settings.registry_dir, settings.data_dir, show_progress=console.is_terminal
             )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,10 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from models.data import TASKS, task_labels
-from models.exceptions import ModelsError
 from retrain.exceptions import RetrainError
 from retrain.store import FeedbackStore
-from streams.errors import ConfigurationError, StreamsenseError
+from streams.cli.errors import one_line_errors
+from streams.errors import ConfigurationError
 from streams.runtime.metrics import Metrics
 from streams.settings import Settings
 
@@ -39,16 +38,6 @@ def _task(value: str) -> str:
 
 
 TaskOption = Annotated[str, typer.Option("--task", help="sentiment or intent", callback=_task)]
-
-
-@contextmanager
-def _clean_errors() -> Iterator[None]:
-    """Turn our own errors into one red line on stderr and exit status 1."""
-    try:
-        yield
-    except (RetrainError, ModelsError, StreamsenseError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def make_publisher(settings: Settings) -> Publish:
@@ -154,7 +143,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from streams.edges.topics import ensure_topics
 
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             items = list(
                 read_labelled(
                     input_file,
@@ -218,7 +207,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from retrain.job import run_retrain
 
         settings = get_settings()
-        with _clean_errors():
+        with one_line_errors():
             store = FeedbackStore.open(settings.feedback_db_url)
             if not now:
                 _print_status(task, settings, store)
@@ -265,7 +254,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
         threshold = _or(min_new_labels, settings.retrain_min_new_labels)
-        with _clean_errors():
+        with one_line_errors():
             store = FeedbackStore.open(settings.feedback_db_url)
             publisher = make_publisher(settings)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from deploy.broker import free_port
+from models.registry import Registry
+from tests.model_fixtures import copy_registry
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +103,16 @@ def test_scheduler_with_an_unreachable_feedback_database_says_so_in_one_line(
     run = _run(["scheduler"], env, tmp_path)
     _assert_one_line_error(run, port)
     assert "hunter2-secret" not in run.stdout + run.stderr
+
+
+def test_worker_with_a_tampered_model_names_the_file_in_one_line(
+    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
+) -> None:
+    registry = copy_registry(trained_registry, tmp_path / "registry")
+    version = Registry(registry).production("sentiment")
+    assert version is not None
+    model = next((registry / "sentiment" / version).glob("model*.onnx"))
+    model.write_bytes(model.read_bytes()[:-16] + b"\x00" * 16)
+    env = _env(kafka_bootstrap, tmp_path, unique, registry_dir=str(registry))
+    line = _assert_one_line_error(_run(["worker"], env, tmp_path), model.name)
+    assert "sha256" in line, line

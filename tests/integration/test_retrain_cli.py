@@ -88,5 +88,5 @@ def test_retrain_without_a_production_model_says_what_to_do(tmp_path: Path) -> N
     assert status.exit_code == 0, status.output
     assert "production none" in status.output
     result = runner.invoke(_app(settings), ["retrain", "--task", "sentiment", "--now"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no production version" in result.output
