@@ -9,12 +9,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from deploy.broker import free_port
 from streams.edges.topics import ensure_topics
@@ -39,6 +39,8 @@ class Pipeline:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     metrics_ports: list[int] = field(default_factory=list)
     restarts: int = 0
+    started: list[int] = field(default_factory=list)
+    """PIDs of every worker process started, in order (restarts included)."""
 
     @classmethod
     def create(
@@ -68,20 +70,22 @@ class Pipeline:
         ensure_topics(settings, bootstrap)
         return cls(bootstrap, settings, env, workdir)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        """Start one more worker process (its output goes to worker-N.log)."""
+    def start_worker(self, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one more worker process (its output goes to worker-N.log); ``env`` adds to
+        the pipeline's environment for this process only (a restart does not inherit it)."""
         log = (self.workdir / f"worker-{len(self.metrics_ports)}.log").open("wb")
         port = free_port()
         self.metrics_ports.append(port)
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
-            env={**self.env, "STREAMSENSE_METRICS_PORT": str(port)},
+            env={**self.env, **(env or {}), "STREAMSENSE_METRICS_PORT": str(port)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
         self.workers.append(proc)
+        self.started.append(proc.pid)
         return proc
 
     def logs(self) -> str:
@@ -102,6 +106,56 @@ class Pipeline:
             self.workers.remove(proc)
             self.restarts += 1
             self.start_worker()
+
+    def assert_never_restarted(self) -> None:
+        """Fail unless every worker ever started is still running as the same process: none
+        exited (crash-only exits included), none was restarted."""
+        for proc in self.workers:
+            assert proc.poll() is None, (
+                f"worker {proc.pid} exited {proc.returncode}; it must survive\n{self.logs()}"
+            )
+        assert self.restarts == 0 and [p.pid for p in self.workers] == self.started, (
+            f"workers were restarted: started {self.started}, running "
+            f"{[p.pid for p in self.workers]}\n{self.logs()}"
+        )
+
+    def wait_for_exit(self, proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+        """Wait for ``proc`` to exit on its own; return its status and forget it."""
+        try:
+            status = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker {proc.pid} still runs after {timeout_s} s\n{self.logs()}"
+            ) from None
+        self.workers.remove(proc)
+        return status
+
+    def wait_committed(
+        self, topic: str, timeout_s: float, check: Callable[[], None] | None = None
+    ) -> bool:
+        """Wait until the workers' consumer group has committed every record of ``topic``
+        (each one processed and acknowledged); return whether it did in time."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
+            ]
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                ends = consumer.end_offsets(partitions)
+                group = self.settings.app_id
+                committed = admin.list_group_offsets({group: partitions})[group]
+                done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in ends}
+                if all(done[tp] >= ends[tp] for tp in partitions):
+                    return True
+                if check is not None:
+                    check()
+                time.sleep(0.5)
+            return False
+        finally:
+            consumer.close()
+            admin.close()
 
     def stop_all(self) -> None:
         for proc in self.workers:
@@ -170,3 +224,37 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+class RawHeaderName(str):
+    """A header name whose wire bytes are ``raw``, not UTF-8 if need be: kafka-python writes a
+    name with ``name.encode("utf-8")``, and a producer in another language can send any bytes."""
+
+    raw: bytes = b""
+
+    def __new__(cls, raw: bytes) -> RawHeaderName:
+        name = super().__new__(cls, raw.decode("utf-8", "replace"))
+        name.raw = raw
+        return name
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+def produce_with_headers(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
+) -> int:
+    """Send ``(key, value, headers)`` records with a real producer and wait for every
+    acknowledgement; return how many."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    count = 0
+    try:
+        for key, value, headers in records:
+            producer.send(topic, key=key, value=value, headers=headers)
+            count += 1
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    return count

@@ -12,8 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.core.monitors import alert_id, epoch, from_epoch, window_bucket
-from streams.core.records import Alert, AlertKind, RoutedTicket
+from streams.core.monitors import alert_id, epoch, from_epoch, window_bucket, window_start
+from streams.core.records import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    Alert,
+    AlertKind,
+    RoutedTicket,
+    check_event_time,
+)
 
 COMPLAINT_SPIKE: AlertKind = "complaint_spike"
 
@@ -36,6 +42,8 @@ class IntentParams:
     cooldown: timedelta = timedelta(minutes=30)
     max_evidence: int = 20
     max_window_items: int = 5000
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
+    """A message dated further past the wall clock is refused (``event_time_in_future``)."""
 
     @property
     def alpha(self) -> float:
@@ -133,9 +141,11 @@ def update_intent(
 ) -> tuple[IntentState, list[Alert]]:
     """Add one routed message to its intent's state; return the new state and any alert.
 
-    Time is event time (``event.at``); ``now`` only stamps ``raised_at``. A message id
-    already in the window, or a message older than the window, changes nothing.
+    Time is event time (``event.at``); ``now`` stamps ``raised_at`` and refuses a message
+    dated more than ``params.max_future_skew`` ahead of it (``InvalidRecordError``). A
+    message id already in the window, or a message older than the window, changes nothing.
     """
+    check_event_time(event.at, now, params.max_future_skew)
     state = state or IntentState(subject=event.intent)
     at = epoch(event.at)
     span = params.window.total_seconds()
@@ -161,7 +171,7 @@ def update_intent(
         ),
         kind=COMPLAINT_SPIKE,
         subject=state.subject,
-        window_start=from_epoch(watermark - span),
+        window_start=window_start(watermark, params.window),
         window_end=from_epoch(watermark),
         value=float(len(items)),
         baseline=baseline,

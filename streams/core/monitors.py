@@ -11,6 +11,8 @@ import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 
+from streams.core.records import EARLIEST_TIME
+
 
 def epoch(at: datetime) -> float:
     """Seconds since the epoch; a naive datetime is taken to be UTC."""
@@ -22,9 +24,17 @@ def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def window_start(end: float, length: timedelta) -> datetime:
+    """Start of the window of ``length`` that ends at ``end`` (epoch seconds), never before
+    the earliest time a record may carry."""
+    return from_epoch(max(end - length.total_seconds(), EARLIEST_TIME.timestamp()))
+
+
 def window_bucket(seconds: float, length: timedelta) -> int:
-    """Index of the fixed-length time bucket holding ``seconds``."""
-    return math.floor(seconds / length.total_seconds())
+    """Index of the fixed-length time bucket holding ``seconds`` (whole seconds when the
+    length is zero, e.g. a cooldown turned off)."""
+    span = length.total_seconds()
+    return math.floor(seconds / span) if span > 0 else math.floor(seconds)
 
 
 def alert_id(kind: str, subject: str, bucket: int) -> str:

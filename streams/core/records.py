@@ -8,8 +8,10 @@ customer text is personal data.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -29,11 +31,30 @@ SCHEMA_VERSION = 1
 DEFAULT_MAX_BYTES = 1_000_000
 _MAX_DETAIL_ERRORS = 10
 
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+"""Every time in a record lies in [EARLIEST_TIME, LATEST_TIME): a record dated 0001-01-01
+or 9999-12-31 is invalid, not a date the monitors' window arithmetic overflows on."""
+DEFAULT_MAX_FUTURE_SKEW = timedelta(days=1)
+"""How far past the wall clock an event time may lie before a monitor refuses it."""
+
+_UNSAFE_CHARS = re.compile("[\x00\ud800-\udfff]")
+"""NUL (refused by PostgreSQL text) and lone surrogates (not encodable as UTF-8), both of
+which JSON can carry as ``\\u`` escapes."""
+
 
 def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC)
+    else:
+        value = value.astimezone(UTC)
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise PydanticCustomError(
+            "time_out_of_range",
+            "time outside [{earliest}, {latest})",
+            {"earliest": EARLIEST_TIME.isoformat(), "latest": LATEST_TIME.isoformat()},
+        )
+    return value
 
 
 def _non_blank(value: str) -> str:
@@ -48,18 +69,24 @@ RecordId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 NonBlankText = Annotated[str, AfterValidator(_non_blank)]
 SchemaVersion = Annotated[int, Field(ge=1, le=SCHEMA_VERSION)]
 Task = Literal["sentiment", "intent"]
+MAX_CLASSES = 200
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Probabilities = Annotated[dict[str, Probability], Field(min_length=1, max_length=MAX_CLASSES)]
+"""Class probabilities: at least one class and at most ``MAX_CLASSES``, each in [0, 1]."""
 
 
 class _Input(BaseModel):
     """Base of records produced outside streamsense: strict about their shape."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Output(BaseModel):
     """Base of records streamsense produces: tolerant of fields added later."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
 
 class NewsItem(_Input):
@@ -118,10 +145,12 @@ class ScoredNews(_Output):
     id: str
     model_version: str
     label: str
-    probs: dict[str, float]
+    probs: Probabilities
     score: Annotated[float, Field(ge=-1.0, le=1.0)]
     """P(positive) - P(negative)."""
     tickers: list[str]
+    tickers_truncated: Annotated[int, Field(ge=0)] = 0
+    """Tickers the item named beyond the per-item bound, left out of ``tickers``."""
     headline: str
     published_at: UtcDatetime
     scored_at: UtcDatetime
@@ -140,7 +169,7 @@ class ScoredMessage(_Output):
     model_version: str
     """Version of the intent model."""
     sentiment_model_version: str
-    intent_probs: dict[str, float]
+    intent_probs: Probabilities
     """The most probable intents (top 5) and their probabilities."""
     sentiment: str
     sentiment_score: float
@@ -158,8 +187,10 @@ class RoutedTicket(_Output):
     """Version of the intent model."""
     sentiment_model_version: str
     intent: str
-    confidence: float
-    intent_probs: dict[str, float] = Field(default_factory=dict)
+    confidence: Probability
+    intent_probs: Annotated[dict[str, Probability], Field(max_length=MAX_CLASSES)] = Field(
+        default_factory=dict
+    )
     """The most probable intents (a few), for the recommender."""
     queue: str
     priority: Annotated[int, Field(ge=1, le=5)]
@@ -232,8 +263,14 @@ class DeadLetter(_Output):
     value_sha256: str = ""
     """SHA-256 of the whole original value, so a truncated copy can still be matched."""
     value_truncated: bool = False
-    headers: list[tuple[str, str]]
-    """Header names and base64 values."""
+    headers: list[tuple[str, str | None]]
+    """Header names (bytes that are not UTF-8 shown as ``\\xNN``) and base64 values."""
+    header_names_b64: list[str] | None = None
+    """Every header name as base64, in order; only when one of them is not UTF-8."""
+    headers_truncated: bool = False
+    """Only the first headers (up to a size budget) are kept."""
+    key_size: int = 0
+    """Size of the original key in bytes; ``key`` keeps at most its first bytes."""
     reason: str
     detail: str
     """Names fields and error types; never the record's text."""
@@ -259,7 +296,8 @@ def decode(model_cls: type[T], raw: bytes | None, *, max_bytes: int = DEFAULT_MA
     """Decode and validate one record from a Kafka value, or raise ``InvalidRecordError``.
 
     Reasons: ``empty_value``, ``too_large``, ``invalid_utf8``, ``invalid_json``,
-    ``not_an_object``, ``empty_text``, ``validation_error``.
+    ``not_an_object``, ``unsafe_text`` (a NUL or a lone surrogate in a string),
+    ``empty_text``, ``validation_error``.
     """
     name = model_cls.__name__
     if not raw:
@@ -288,12 +326,78 @@ def decode(model_cls: type[T], raw: bytes | None, *, max_bytes: int = DEFAULT_MA
         raise InvalidRecordError(
             "not_an_object", f"{name}: JSON {type(obj).__name__} where an object was expected"
         )
+    unsafe = _unsafe_string(obj)
+    if unsafe is not None:
+        raise InvalidRecordError(
+            "unsafe_text", f"{name}: {unsafe or '<record>'}: a NUL or lone surrogate character"
+        )
     try:
         return model_cls.model_validate(obj)
     except ValidationError as exc:
         types = {error["type"] for error in exc.errors(include_input=False)}
         reason = "empty_text" if types == {"empty_text"} else "validation_error"
         raise InvalidRecordError(reason, f"{name}: {describe_validation_error(exc)}") from None
+
+
+def _unsafe_string(obj: object) -> str | None:
+    """Location of the first string (key or value) with an unsafe character, or None."""
+    stack: list[tuple[str, object]] = [("", obj)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _UNSAFE_CHARS.search(item):
+                return where
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                at = f"{where}.{key}" if where else str(key)
+                if _UNSAFE_CHARS.search(key):
+                    return where or "<key>"
+                stack.append((at, value))
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{n}", value) for n, value in enumerate(item))
+    return None
+
+
+def check_header_names(names: Iterable[object]) -> None:
+    """Raise ``InvalidRecordError`` (``invalid_header``) unless every header name is UTF-8.
+
+    A name arrives as ``str`` (a non-UTF-8 byte as a lone surrogate, see
+    ``streams.runtime.record_guard``) or as ``bytes``.
+    """
+    for n, name in enumerate(names):
+        try:
+            if isinstance(name, bytes):
+                name.decode("utf-8")
+            elif isinstance(name, str):
+                name.encode("utf-8")
+            else:
+                raise TypeError(type(name).__name__)
+        except (UnicodeError, TypeError):
+            raise InvalidRecordError(
+                "invalid_header", f"header {n}: the name is not UTF-8 text"
+            ) from None
+
+
+def check_key(key: bytes | None, expected: str, what: str) -> None:
+    """Raise ``InvalidRecordError`` (``invalid_key``) unless the Kafka key is ``expected``.
+
+    Tables are partitioned like their input topic, so a record whose key is not the table
+    key it updates would write that key's state into another partition.
+    """
+    if key != expected.encode("utf-8"):
+        raise InvalidRecordError("invalid_key", f"the key is not the record's {what}")
+
+
+def check_event_time(at: datetime, now: datetime, max_skew: timedelta) -> None:
+    """Raise ``InvalidRecordError`` (``event_time_in_future``) when ``at`` is more than
+    ``max_skew`` past ``now``: such a time would move a monitor's watermark ahead of every
+    real event and silence it."""
+    if at - now > max_skew:
+        raise InvalidRecordError(
+            "event_time_in_future",
+            f"event time {(at - now).total_seconds():.0f} s ahead of the clock "
+            f"(at most {max_skew.total_seconds():.0f} s allowed)",
+        )
 
 
 def encode(record: BaseModel) -> bytes:

@@ -1,14 +1,17 @@
-"""Pure functions from a decoded batch and its predictions to the scorers' output records."""
+"""Pure functions from a decoded record and its predictions to the scorers' output records
+(one record at a time, so a record that fails fails alone)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from models.prediction import Prediction
 from streams.core.records import CustomerMessage, NewsItem, ScoredMessage, ScoredNews
 from streams.core.routing import top_intents
 from streams.core.tickers import CompanyDictionary, extract_tickers
+
+DEFAULT_MAX_TICKERS = 20
+"""Tickers one news item is scored for; a headline naming more is noted, not fanned out."""
 
 
 def signed_score(probs: dict[str, float]) -> float:
@@ -22,55 +25,55 @@ def news_text(item: NewsItem) -> str:
     return item.headline
 
 
-def score_news(
-    items: Sequence[NewsItem],
-    predictions: Sequence[Prediction],
+def score_news_item(
+    item: NewsItem,
+    pred: Prediction,
     *,
     model_version: str,
     dictionary: CompanyDictionary,
     now: datetime,
-) -> list[ScoredNews]:
-    """One scored record per news item, with the tickers it is about."""
-    if len(items) != len(predictions):
-        raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
-    return [
-        ScoredNews(
-            id=item.id,
-            model_version=model_version,
-            label=pred.label,
-            probs=pred.probs,
-            score=signed_score(pred.probs),
-            tickers=extract_tickers(item, dictionary),
-            headline=item.headline,
-            published_at=item.published_at,
-            scored_at=now,
-        )
-        for item, pred in zip(items, predictions, strict=True)
-    ]
+    max_tickers: int = DEFAULT_MAX_TICKERS,
+) -> ScoredNews:
+    """The scored record of one news item, for at most ``max_tickers`` of its tickers.
+
+    Tickers past the bound are counted in ``tickers_truncated``: each kept ticker becomes
+    one record on ``news.scored``, so the bound caps what one item can fan out to.
+    """
+    tickers = extract_tickers(item, dictionary)
+    kept = tickers[: max(max_tickers, 0)]
+    return ScoredNews(
+        id=item.id,
+        model_version=model_version,
+        label=pred.label,
+        probs=pred.probs,
+        score=signed_score(pred.probs),
+        tickers=kept,
+        tickers_truncated=len(tickers) - len(kept),
+        headline=item.headline,
+        published_at=item.published_at,
+        scored_at=now,
+    )
 
 
-def score_messages(
-    messages: Sequence[CustomerMessage],
-    intents: Sequence[Prediction],
-    sentiments: Sequence[Prediction],
+def score_message(
+    msg: CustomerMessage,
+    intent: Prediction,
+    sentiment: Prediction,
     *,
     intent_version: str,
     sentiment_version: str,
     now: datetime,
-) -> list[ScoredMessage]:
-    """One scored record per customer message: top intents and sentiment, no text."""
-    return [
-        ScoredMessage(
-            id=msg.id,
-            customer_id=msg.customer_id,
-            channel=msg.channel,
-            model_version=intent_version,
-            sentiment_model_version=sentiment_version,
-            intent_probs=top_intents(intent.probs),
-            sentiment=sentiment.label,
-            sentiment_score=signed_score(sentiment.probs),
-            sent_at=msg.sent_at,
-            scored_at=now,
-        )
-        for msg, intent, sentiment in zip(messages, intents, sentiments, strict=True)
-    ]
+) -> ScoredMessage:
+    """The scored record of one customer message: top intents and sentiment, no text."""
+    return ScoredMessage(
+        id=msg.id,
+        customer_id=msg.customer_id,
+        channel=msg.channel,
+        model_version=intent_version,
+        sentiment_model_version=sentiment_version,
+        intent_probs=top_intents(intent.probs),
+        sentiment=sentiment.label,
+        sentiment_score=signed_score(sentiment.probs),
+        sent_at=msg.sent_at,
+        scored_at=now,
+    )

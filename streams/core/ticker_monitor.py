@@ -14,8 +14,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams.core.monitors import alert_id, decay, epoch, from_epoch, window_bucket
-from streams.core.records import Alert, AlertKind, ScoredNews
+from streams.core.monitors import (
+    alert_id,
+    decay,
+    epoch,
+    from_epoch,
+    window_bucket,
+    window_start,
+)
+from streams.core.records import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    Alert,
+    AlertKind,
+    ScoredNews,
+    check_event_time,
+)
+from streams.errors import InvalidRecordError
 
 SENTIMENT_DROP: AlertKind = "sentiment_drop"
 NEGATIVE_BURST: AlertKind = "negative_burst"
@@ -45,6 +59,8 @@ class TickerParams:
     max_evidence: int = 5
     max_window_items: int = 1000
     max_headline_chars: int = 300
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
+    """An item dated further past the wall clock is refused (``event_time_in_future``)."""
 
     @property
     def retention(self) -> timedelta:
@@ -74,6 +90,25 @@ class NewsEvent:
             at=scored.published_at,
             model_version=scored.model_version,
         )
+
+
+def ticker_of(key: bytes | None, scored: ScoredNews) -> str | None:
+    """The ticker a ``news.scored`` record is about: its key, which must be one of its
+    tickers; None for an item about no ticker (no key, no tickers).
+
+    Raises ``InvalidRecordError`` (``invalid_key``) for any other key.
+    """
+    if not key:
+        if scored.tickers:
+            raise InvalidRecordError("invalid_key", "no key, but the item names tickers")
+        return None
+    try:
+        ticker = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRecordError("invalid_key", "the key is not UTF-8") from None
+    if ticker not in scored.tickers:
+        raise InvalidRecordError("invalid_key", "the key is not one of the item's tickers")
+    return ticker
 
 
 @dataclass(frozen=True)
@@ -181,7 +216,7 @@ def _alert(
         alert_id=alert_id(kind, state.subject, window_bucket(end, params.cooldown)),
         kind=kind,
         subject=state.subject,
-        window_start=from_epoch(end - window.total_seconds()),
+        window_start=window_start(end, window),
         window_end=from_epoch(end),
         value=value,
         baseline=baseline,
@@ -197,9 +232,11 @@ def update_ticker(
 ) -> tuple[TickerState, list[Alert]]:
     """Add one scored item to its ticker's state; return the new state and any alerts.
 
-    Time is event time (``event.at``); ``now`` only stamps ``raised_at``. An item id
-    already in the window, or an item older than the window, changes nothing.
+    Time is event time (``event.at``); ``now`` stamps ``raised_at`` and refuses an item
+    dated more than ``params.max_future_skew`` ahead of it (``InvalidRecordError``). An
+    item id already in the window, or an item older than the window, changes nothing.
     """
+    check_event_time(event.at, now, params.max_future_skew)
     state = state or TickerState(subject=event.ticker)
     at = epoch(event.at)
     if state.watermark is not None and at < state.watermark - params.retention.total_seconds():

@@ -2,8 +2,15 @@
 
 Scorers take micro-batches with ``noack_take`` and acknowledge each batch only after
 every output (and dead letter) of it is confirmed by the broker. Monitors and the router
-take one record at a time and keep their state in Faust tables keyed like their input.
-No agent body raises: a record that fails becomes a dead letter with the reason.
+take one record at a time and keep their state in Faust tables keyed like their input; they
+write that state only after the outputs it would suppress (alerts) are confirmed.
+
+Every consumed record's key, headers and value are untrusted bytes. Each agent splits its
+work into pure steps over the record (decode, validate, read the table row, compute,
+encode), run through :func:`streams.runtime.intake.attempt` so that any exception there
+becomes a dead letter with its reason, and I/O (sends, confirms, table writes, store
+writes), whose failures exit the worker (crash-only): a restart re-reads from the last
+committed offset.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -30,16 +37,30 @@ from streams.core.records import (
     RoutedTicket,
     ScoredMessage,
     ScoredNews,
-    decode,
+    check_key,
     encode,
 )
 from streams.core.routing import CustomerHistory, RoutingTable
-from streams.core.scoring import news_text, score_messages, score_news
-from streams.core.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
+from streams.core.scoring import DEFAULT_MAX_TICKERS, news_text, score_message, score_news_item
+from streams.core.ticker_monitor import (
+    NewsEvent,
+    TickerParams,
+    TickerState,
+    ticker_of,
+    update_ticker,
+)
 from streams.core.tickers import CompanyDictionary
 from streams.core.ticketing import route_and_recommend
 from streams.errors import InvalidRecordError
 from streams.runtime.delivery import Outbox, send_dead_letter
+from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults, changelog_flush
+from streams.runtime.intake import (
+    attempt,
+    drop_unreadable_row,
+    read_record,
+    read_state,
+    reject,
+)
 from streams.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -102,6 +123,9 @@ class Collaborators:
     batch_max_wait_s: float
     metrics: Metrics
     store_executor: Executor
+    max_tickers: int = DEFAULT_MAX_TICKERS
+    faults: Faults = field(default_factory=Faults)
+    """Test-only fault points (none armed in production)."""
 
 
 def _now() -> datetime:
@@ -115,7 +139,7 @@ async def _decode_batch(
     valid: list[tuple[Any, T]] = []
     for event in events:
         try:
-            valid.append((event, decode(model, event.message.value, max_bytes=max_bytes)))
+            valid.append((event, read_record(event.message, model, max_bytes)))
         except InvalidRecordError as exc:
             await send_dead_letter(outbox, dlq, event.message, exc)
     return valid
@@ -233,17 +257,27 @@ def make_news_scorer(c: Collaborators) -> Agent:
         if pairs:
             classifier = c.sentiment.classifier
             pairs, (preds,) = await _score(c, [classifier], pairs, news_text, outbox, t.news_dlq)
-            scored = score_news(
-                [r for _, r in pairs],
-                preds,
-                model_version=classifier.version,
-                dictionary=c.dictionary,
-                now=_now(),
-            )
-            for record in scored:
-                value = encode(record)
+            now = _now()
+            scored: list[ScoredNews] = []
+            for (event, item), pred in zip(pairs, preds, strict=True):
+                try:
+                    record = attempt(
+                        "score",
+                        score_news_item,
+                        item,
+                        pred,
+                        model_version=classifier.version,
+                        dictionary=c.dictionary,
+                        now=now,
+                        max_tickers=c.max_tickers,
+                    )
+                    value = attempt("encode", encode, record)
+                except InvalidRecordError as exc:
+                    await send_dead_letter(outbox, t.news_dlq, event.message, exc)
+                    continue
                 for ticker in record.tickers or [""]:
                     await outbox.send(t.news_scored, ticker.encode() or None, value)
+                scored.append(record)
             await outbox.confirm()
             for record in scored:
                 _latency(c, t.news_scored.get_topic_name(), record.published_at)
@@ -269,92 +303,147 @@ def make_message_scorer(c: Collaborators) -> Agent:
             pairs, (intents, sentiments) = await _score(
                 c, [intent_model, sentiment_model], pairs, text_of, outbox, t.messages_dlq
             )
-            scored = score_messages(
-                [r for _, r in pairs],
-                intents,
-                sentiments,
-                intent_version=intent_model.version,
-                sentiment_version=sentiment_model.version,
-                now=_now(),
-            )
-            for record in scored:
-                await outbox.send(t.messages_scored, record.customer_id.encode(), encode(record))
+            now = _now()
+            for (event, msg), intent, sentiment in zip(pairs, intents, sentiments, strict=True):
+                try:
+                    record = attempt(
+                        "score",
+                        score_message,
+                        msg,
+                        intent,
+                        sentiment,
+                        intent_version=intent_model.version,
+                        sentiment_version=sentiment_model.version,
+                        now=now,
+                    )
+                    value = attempt("encode", encode, record)
+                except InvalidRecordError as exc:
+                    await send_dead_letter(outbox, t.messages_dlq, event.message, exc)
+                    continue
+                await outbox.send(t.messages_scored, record.customer_id.encode(), value)
         await outbox.confirm()
 
     return batched("message-scorer", c, handle)
 
 
 def make_router(c: Collaborators, history: Any) -> Agent:
-    """messages.scored → tickets.routed (key intent) and recommendations (key customer)."""
+    """messages.scored (key customer) → tickets.routed (key intent) and recommendations.
+
+    The customer's history is written only after the ticket and recommendation are
+    confirmed (a redelivered message is recognised by its id and not counted twice).
+    """
     t = c.topics
 
     async def handle(event: Any) -> None:
         outbox = Outbox(c.metrics)
+        message = event.message
+        customer: str | None = None
         try:
-            scored = decode(ScoredMessage, event.message.value)
-            past = CustomerHistory.from_dict(history.get(scored.customer_id) or {})
-            outcome = route_and_recommend(scored, past, c.routing, c.actions, now=_now())
-            history[scored.customer_id] = outcome.history.to_dict()
-            await outbox.send(
-                t.tickets_routed, outcome.ticket.intent.encode(), encode(outcome.ticket)
+            scored = read_record(message, ScoredMessage, c.max_record_bytes)
+            attempt("key", check_key, message.key, scored.customer_id, "customer id")
+            customer = scored.customer_id
+            raw = history.get(customer)  # I/O: not the record's fault if it fails
+            past = read_state(CustomerHistory.from_dict, raw, "customer-history")
+            outcome = attempt(
+                "route",
+                route_and_recommend,
+                scored,
+                past or CustomerHistory(),
+                c.routing,
+                c.actions,
+                now=_now(),
             )
-            await outbox.send(
-                t.recommendations, scored.customer_id.encode(), encode(outcome.recommendation)
-            )
-            await outbox.confirm()
-            _latency(c, t.tickets_routed.get_topic_name(), scored.sent_at)
+            ticket = attempt("encode", encode, outcome.ticket)
+            recommendation = attempt("encode", encode, outcome.recommendation)
         except InvalidRecordError as exc:
-            await send_dead_letter(outbox, t.messages_scored_dlq, event.message, exc)
+            await reject(outbox, t.messages_scored_dlq, message, exc)
+            drop_unreadable_row(history, customer, exc)
+            return
+        await outbox.send(t.tickets_routed, outcome.ticket.intent.encode(), ticket)
+        await outbox.send(t.recommendations, customer.encode(), recommendation)
         await outbox.confirm()
+        history[customer] = outcome.history.to_dict()
+        _latency(c, t.tickets_routed.get_topic_name(), scored.sent_at)
 
     return single("router", c, handle)
 
 
 def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
-    """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts."""
+    """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts.
+
+    The alerts a record raises are confirmed before the ticker's new state (which holds the
+    record's id and the cooldown that would suppress them on a redelivery) is written.
+    """
     t = c.topics
 
     async def handle(event: Any) -> None:
         outbox = Outbox(c.metrics)
-        ticker = (event.message.key or b"").decode("utf-8", "replace")
+        message = event.message
+        ticker: str | None = None
         try:
-            scored = decode(ScoredNews, event.message.value)
-            if ticker:
-                raw = states.get(ticker)
-                state = TickerState.from_dict(raw) if raw else None
-                new_state, alerts = update_ticker(
-                    state, NewsEvent.from_scored(scored, ticker), c.ticker_params, now=_now()
-                )
-                states[ticker] = new_state.to_dict()
-                for alert in alerts:
-                    await outbox.send(t.alerts, ticker.encode(), encode(alert))
-                    c.metrics.alerts.labels(alert.kind).inc()
+            scored = read_record(message, ScoredNews, c.max_record_bytes)
+            ticker = attempt("key", ticker_of, message.key, scored)
+            if ticker is None:
+                return  # about no ticker: nothing to monitor
+            raw = states.get(ticker)  # I/O: not the record's fault if it fails
+            state = read_state(TickerState.from_dict, raw, "ticker-state")
+            news = attempt("event", NewsEvent.from_scored, scored, ticker)
+            new_state, alerts = attempt(
+                "update_ticker", update_ticker, state, news, c.ticker_params, now=_now()
+            )
+            values = [attempt("encode", encode, alert) for alert in alerts]
+            row = new_state.to_dict()
         except InvalidRecordError as exc:
-            await send_dead_letter(outbox, t.news_scored_dlq, event.message, exc)
+            await reject(outbox, t.news_scored_dlq, message, exc)
+            drop_unreadable_row(states, ticker, exc)
+            return
+        for value in values:
+            await outbox.send(t.alerts, ticker.encode(), value)
         await outbox.confirm()
+        for alert in alerts:
+            c.metrics.alerts.labels(alert.kind).inc()
+        states[ticker] = row
+        if alerts and c.faults.point:
+            await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
 
     return single("ticker-monitor", c, handle)
 
 
 def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
-    """tickets.routed (key intent) → complaint-spike alerts."""
+    """tickets.routed (key intent) → complaint-spike alerts.
+
+    A spike alert is confirmed before the intent's new state (which holds the message id
+    and the cooldown that would suppress the alert on a redelivery) is written.
+    """
     t = c.topics
 
     async def handle(event: Any) -> None:
         outbox = Outbox(c.metrics)
+        message = event.message
+        intent: str | None = None
         try:
-            ticket = decode(RoutedTicket, event.message.value)
-            raw = states.get(ticket.intent)
-            state = IntentState.from_dict(raw) if raw else None
-            new_state, alerts = update_intent(
-                state, IntentEvent.from_ticket(ticket), c.intent_params, now=_now()
+            ticket = read_record(message, RoutedTicket, c.max_record_bytes)
+            attempt("key", check_key, message.key, ticket.intent, "intent")
+            intent = ticket.intent
+            raw = states.get(intent)  # I/O: not the record's fault if it fails
+            state = read_state(IntentState.from_dict, raw, "intent-state")
+            routed = attempt("event", IntentEvent.from_ticket, ticket)
+            new_state, alerts = attempt(
+                "update_intent", update_intent, state, routed, c.intent_params, now=_now()
             )
-            states[ticket.intent] = new_state.to_dict()
-            for alert in alerts:
-                await outbox.send(t.alerts, ticket.intent.encode(), encode(alert))
-                c.metrics.alerts.labels(alert.kind).inc()
+            values = [attempt("encode", encode, alert) for alert in alerts]
+            row = new_state.to_dict()
         except InvalidRecordError as exc:
-            await send_dead_letter(outbox, t.tickets_routed_dlq, event.message, exc)
+            await reject(outbox, t.tickets_routed_dlq, message, exc)
+            drop_unreadable_row(states, intent, exc)
+            return
+        for value in values:
+            await outbox.send(t.alerts, intent.encode(), value)
         await outbox.confirm()
+        for alert in alerts:
+            c.metrics.alerts.labels(alert.kind).inc()
+        states[intent] = row
+        if alerts and c.faults.point:
+            await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
 
     return single("intent-monitor", c, handle)

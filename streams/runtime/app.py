@@ -24,7 +24,7 @@ from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
 from streams.edges.topics import Replication
-from streams.runtime import faust_guard
+from streams.runtime import faust_guard, record_guard
 from streams.runtime.agents import (
     Collaborators,
     ModelSlot,
@@ -35,6 +35,7 @@ from streams.runtime.agents import (
     make_router,
     make_ticker_monitor,
 )
+from streams.runtime.faults import Faults
 from streams.runtime.lag import LagReporter
 from streams.runtime.metrics import Metrics
 from streams.runtime.sinks import make_feedback_sink, make_prediction_sink
@@ -54,6 +55,12 @@ DEAD_LETTER_REASONS = (
     "empty_text",
     "validation_error",
     "inference_error",
+    "unsafe_text",
+    "invalid_header",
+    "invalid_key",
+    "invalid_state",
+    "event_time_in_future",
+    "processing_error",
 )
 
 
@@ -104,6 +111,7 @@ def build_app(
 ) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
     faust_guard.install()
+    record_guard.install()
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -162,6 +170,8 @@ def build_app(
         batch_max_wait_s=settings.batch_max_wait_s,
         metrics=metrics,
         store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
+        max_tickers=settings.max_tickers_per_item,
+        faults=Faults(settings.fault_injection),
     )
     partitions = settings.topic_partitions
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec

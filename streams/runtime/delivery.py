@@ -6,8 +6,10 @@ import asyncio
 import base64
 import hashlib
 import logging
+import traceback
 from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from streams.core.records import DeadLetter, encode
@@ -49,41 +51,102 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-def _headers(raw: Any) -> list[tuple[str, str]]:
-    items: Iterable[tuple[Any, Any]] = raw.items() if isinstance(raw, dict) else (raw or [])
-    out: list[tuple[str, str]] = []
-    for name, value in items:
-        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-        out.append((str(name), base64.b64encode(data).decode("ascii")))
-    return out
-
-
 MAX_DEAD_LETTER_VALUE = 256 * 1024
 """Largest original value a dead letter carries whole; a larger one keeps its first bytes,
 its size and its SHA-256, so the dead letter always fits a default Kafka message."""
+MAX_DEAD_LETTER_KEY = 16 * 1024
+"""Largest original key a dead letter carries (and uses as its own key) whole."""
+MAX_DEAD_LETTER_HEADERS = 64 * 1024
+"""Header bytes (names and values) a dead letter carries; the headers past it are left out."""
+MAX_DETAIL_CHARS = 2000
+
+
+def _name_bytes(name: Any) -> bytes:
+    """A header name's original bytes (a str from the record guard keeps non-UTF-8 bytes as
+    lone surrogates)."""
+    if isinstance(name, bytes):
+        return name
+    return str(name).encode("utf-8", "surrogateescape")
+
+
+def _headers(raw: Any) -> tuple[list[tuple[str, str | None]], list[str] | None, bool]:
+    """(name, base64 value) pairs within the budget, every name's bytes as base64 when one is
+    not UTF-8, and whether headers were left out."""
+    items: Iterable[tuple[Any, Any]] = raw.items() if isinstance(raw, dict) else (raw or [])
+    out: list[tuple[str, str | None]] = []
+    names: list[bytes] = []
+    budget = MAX_DEAD_LETTER_HEADERS
+    truncated = False
+    for name, value in items:
+        data = value if isinstance(value, bytes) or value is None else str(value).encode()
+        name_bytes = _name_bytes(name)
+        budget -= len(name_bytes) + len(data or b"")
+        if budget < 0:
+            truncated = True
+            break
+        names.append(name_bytes)
+        out.append((name_bytes.decode("utf-8", "backslashreplace"), _b64(data)))
+    clean = all(_is_utf8(n) for n in names)
+    return out, None if clean else [base64.b64encode(n).decode("ascii") for n in names], truncated
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _key(message: Any) -> bytes | None:
+    """The message's key as bytes, or None when it has none (or it is not bytes)."""
+    return message.key if isinstance(message.key, bytes) else None
 
 
 def dead_letter_for(message: Any, error: InvalidRecordError) -> DeadLetter:
     """The dead-letter record of a Kafka message that failed with ``error``.
 
-    Keeps the original key, value and headers (base64), the source coordinates and the
-    reason; the detail names fields, never the content.
+    Keeps the original key, value and headers (base64; a large key, value or header set in
+    part, with the full sizes), the source coordinates and the reason; the detail names
+    fields, never the content.
     """
     value = message.value if isinstance(message.value, bytes) else b""
+    key = _key(message)
+    headers, header_names, headers_truncated = _headers(message.headers)
     return DeadLetter(
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=_b64(message.key if isinstance(message.key, bytes) else None),
+        key=_b64(None if key is None else key[:MAX_DEAD_LETTER_KEY]),
+        key_size=0 if key is None else len(key),
         value_b64=_b64(value[:MAX_DEAD_LETTER_VALUE]) or "",
         value_size=len(value),
         value_sha256=hashlib.sha256(value).hexdigest(),
         value_truncated=len(value) > MAX_DEAD_LETTER_VALUE,
-        headers=_headers(message.headers),
+        headers=headers,
+        header_names_b64=header_names,
+        headers_truncated=headers_truncated,
         reason=error.reason,
-        detail=error.detail,
+        detail=error.detail[:MAX_DETAIL_CHARS],
         failed_at=datetime.now(UTC),
     )
+
+
+def record_error(step: str, exc: Exception) -> InvalidRecordError:
+    """The dead-letter reason for ``exc``, raised by a pure step over a record's content.
+
+    An ``InvalidRecordError`` is its own reason; any other exception is a
+    ``processing_error`` named by the step, its type and the innermost code location (never
+    its message, which may quote the content).
+    """
+    if isinstance(exc, InvalidRecordError):
+        return exc
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" at {Path(last.filename).name}:{last.lineno} in {last.name}"
+    return InvalidRecordError("processing_error", f"{step}: {type(exc).__name__}{where}")
 
 
 async def send_dead_letter(
@@ -97,6 +160,8 @@ async def send_dead_letter(
         message.offset,
         error.reason,
     )
-    key = message.key if isinstance(message.key, bytes) else None
+    key = _key(message)
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
+        key = None  # it is in the dead letter (in part); a dead letter must stay small
     await outbox.send(dlq, key, encode(dead_letter_for(message, error)))
     outbox.metrics.records_dlq.labels(message.topic, error.reason).inc()

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from retrain.store import FeedbackRow, FeedbackStore, Judged, PredictionRow
 from streams.core.records import Feedback, RoutedTicket, ScoredNews, decode
 from streams.errors import InvalidRecordError
 from streams.runtime.agents import Agent, Collaborators, batched
 from streams.runtime.delivery import Outbox, send_dead_letter
+from streams.runtime.intake import read_record
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,11 @@ logger = logging.getLogger(__name__)
 def prediction_rows(
     events: Sequence[Any], news_topic: str, tickets_topic: str
 ) -> list[PredictionRow]:
-    """The predictions carried by a batch of news.scored and tickets.routed records."""
+    """The predictions carried by a batch of news.scored and tickets.routed records.
+
+    A record that cannot be read is skipped here: the monitor that consumes the same topic
+    dead-letters it.
+    """
     rows: list[PredictionRow] = []
     for event in events:
         message = event.message
@@ -55,8 +58,14 @@ def prediction_rows(
                         ticket.scored_at,
                     )
                 )
-        except (InvalidRecordError, ValidationError):
-            continue  # our own outputs; an unreadable one was already counted upstream
+        except Exception as exc:  # the record's fault: its monitor dead-letters it
+            logger.debug(
+                "prediction sink skips %s[%s]@%s (%s)",
+                message.topic,
+                message.partition,
+                message.offset,
+                type(exc).__name__,
+            )
     return rows
 
 
@@ -101,7 +110,7 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
         valid: list[Feedback] = []
         for event in events:
             try:
-                valid.append(decode(Feedback, event.message.value))
+                valid.append(read_record(event.message, Feedback, c.max_record_bytes))
             except InvalidRecordError as exc:
                 await send_dead_letter(outbox, dlq, event.message, exc)
         await outbox.confirm()

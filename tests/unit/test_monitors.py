@@ -11,8 +11,15 @@ import pytest
 
 from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
 from streams.core.monitors import alert_id, decay, window_bucket
-from streams.core.records import Alert, RoutedTicket, ScoredNews
-from streams.core.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
+from streams.core.records import EARLIEST_TIME, LATEST_TIME, Alert, RoutedTicket, ScoredNews
+from streams.core.ticker_monitor import (
+    NewsEvent,
+    TickerParams,
+    TickerState,
+    ticker_of,
+    update_ticker,
+)
+from streams.errors import InvalidRecordError
 
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # wall clock: only stamps raised_at
@@ -375,3 +382,78 @@ def test_window_bucket(minutes: int, bucket: int) -> None:
 def test_decay_halves_per_half_life() -> None:
     assert decay(3600, timedelta(hours=1)) == pytest.approx(0.5)
     assert decay(-5, timedelta(hours=1)) == 1.0
+
+
+def test_window_bucket_of_a_zero_length_is_the_second() -> None:
+    assert window_bucket(90.5, timedelta(0)) == 90
+
+
+# --- hostile input ---------------------------------------------------------------
+
+
+def test_an_item_dated_far_ahead_of_the_clock_is_refused_not_folded_in() -> None:
+    states, _ = _run_news(_mixed_news("NOKIA", 60, seed=11))
+    ahead = NewsEvent("NOKIA", "future", "from 2099", -0.9, NOW + timedelta(days=2), "s1")
+    with pytest.raises(InvalidRecordError) as caught:
+        update_ticker(states["NOKIA"], ahead, TICKER, now=NOW)
+    assert caught.value.reason == "event_time_in_future"
+    soon = NewsEvent("NOKIA", "soon", "clock skew", 0.1, NOW + timedelta(hours=1), "s1")
+    assert update_ticker(states["NOKIA"], soon, TICKER, now=NOW)[0].watermark is not None
+    surge = IntentEvent("card_arrival", "m-future", NOW + timedelta(days=2), "i1")
+    with pytest.raises(InvalidRecordError) as caught:
+        update_intent(None, surge, INTENT, now=NOW)
+    assert caught.value.reason == "event_time_in_future"
+
+
+@pytest.mark.parametrize(
+    ("edge", "step"),
+    [(EARLIEST_TIME, timedelta(seconds=1)), (LATEST_TIME, timedelta(seconds=-1))],
+)
+def test_the_monitors_raise_alerts_at_the_edges_of_the_time_range(
+    edge: datetime, step: timedelta
+) -> None:
+    times = sorted(edge + step * (n + 1) for n in range(INTENT.min_count))
+    states: dict[str, TickerState] = {}
+    news: list[Alert] = []
+    for n, at in enumerate(times):
+        event = NewsEvent("EDGE", f"e{n}", "warning", -0.95, at, "s1")
+        states["EDGE"], raised = update_ticker(states.get("EDGE"), event, TICKER, now=times[-1])
+        news.extend(raised)
+    assert [a.kind for a in news] == ["negative_burst"]
+    intent: IntentState | None = None
+    spikes: list[Alert] = []
+    for n, at in enumerate(times):
+        event = IntentEvent("lost", f"m{n}", at, "i1")
+        params = IntentParams(warmup_buckets=0)
+        intent, raised = update_intent(intent, event, params, now=times[-1])
+        spikes.extend(raised)
+    assert [a.kind for a in spikes] == ["complaint_spike"]
+
+
+def _scored_item(tickers: list[str]) -> ScoredNews:
+    return ScoredNews(
+        id="n1",
+        model_version="s1",
+        label="negative",
+        probs={"negative": 1.0},
+        score=-1.0,
+        tickers=tickers,
+        headline="h",
+        published_at=T0,
+        scored_at=T0,
+    )
+
+
+def test_the_key_of_a_scored_item_must_be_one_of_its_tickers() -> None:
+    assert ticker_of(b"NOKIA", _scored_item(["UPM", "NOKIA"])) == "NOKIA"
+    assert ticker_of(None, _scored_item([])) is None
+    assert ticker_of(b"", _scored_item([])) is None
+    for key, tickers in [
+        (b"MSFT", ["NOKIA"]),
+        (b"\xff\xfe", ["NOKIA"]),
+        (None, ["NOKIA"]),
+        (b"NOKIA", []),
+    ]:
+        with pytest.raises(InvalidRecordError) as caught:
+            ticker_of(key, _scored_item(tickers))
+        assert caught.value.reason == "invalid_key"

@@ -9,6 +9,9 @@ import pytest
 from pydantic import BaseModel
 
 from streams.core.records import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_CLASSES,
     Alert,
     CustomerMessage,
     DeadLetter,
@@ -18,7 +21,11 @@ from streams.core.records import (
     RankedAction,
     Recommendation,
     RoutedTicket,
+    ScoredMessage,
     ScoredNews,
+    check_event_time,
+    check_header_names,
+    check_key,
     decode,
     encode,
     parse_toml,
@@ -256,3 +263,123 @@ def test_config_errors_name_the_source_and_key() -> None:
     with pytest.raises(ConfigFileError) as caught:
         parse_toml('id = "n"\nsource = "s"\nheadline = "h"', NewsItem, source="f.toml")
     assert caught.value.key == "published_at"
+
+
+def _scored_message(**fields: object) -> bytes:
+    record: dict[str, object] = {
+        "id": "m1",
+        "customer_id": "c1",
+        "channel": "chat",
+        "model_version": "i1",
+        "sentiment_model_version": "s1",
+        "intent_probs": {"card_arrival": 0.9},
+        "sentiment": "neutral",
+        "sentiment_score": 0.0,
+        "sent_at": "2024-05-06T07:08:09Z",
+        "scored_at": "2024-05-06T07:08:10Z",
+    }
+    record.update(fields)
+    return json.dumps(record).encode()
+
+
+def test_a_scored_message_without_intent_probabilities_is_invalid() -> None:
+    assert decode(ScoredMessage, _scored_message()).intent_probs == {"card_arrival": 0.9}
+    error = _reason(ScoredMessage, _scored_message(intent_probs={}))
+    assert error.reason == "validation_error" and "intent_probs: too_short" in error.detail
+    too_many = {f"intent_{n}": 0.001 for n in range(MAX_CLASSES + 1)}
+    assert "too_long" in _reason(ScoredMessage, _scored_message(intent_probs=too_many)).detail
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "NaN", "Infinity"])
+def test_probabilities_are_finite_and_between_0_and_1(value: object) -> None:
+    raw = _scored_message(intent_probs={"card_arrival": 0.5, "lost": value})
+    if isinstance(value, str):  # JSON as Python writes it: NaN and Infinity are bare words
+        raw = raw.replace(f'"{value}"'.encode(), value.encode())
+    error = _reason(ScoredMessage, raw)
+    assert error.reason == "validation_error" and "intent_probs.lost" in error.detail
+    news = json.loads(encode(RECORDS[4]))
+    news["probs"] = {}
+    assert "probs: too_short" in _reason(ScoredNews, json.dumps(news).encode()).detail
+
+
+def test_non_finite_numbers_are_refused_everywhere() -> None:
+    ticket = encode(RECORDS[5]).replace(b'"sentiment_score":0.0', b'"sentiment_score":NaN')
+    assert "sentiment_score: finite_number" in _reason(RoutedTicket, ticket).detail
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2100-01-01T00:00:00Z", "9999-12-31"]
+)
+def test_times_outside_the_sane_range_are_invalid(when: str) -> None:
+    news = json.loads(encode(RECORDS[4]))
+    news["published_at"] = when
+    error = _reason(ScoredNews, json.dumps(news).encode())
+    assert error.reason == "validation_error"
+    assert "published_at: time_out_of_range" in error.detail
+    assert "time_out_of_range" in _reason(NewsItem, _news(published_at=when)).detail
+    assert "time_out_of_range" in _reason(CustomerMessage, _message(sent_at=when)).detail
+
+
+def test_the_edges_of_the_time_range() -> None:
+    assert decode(NewsItem, _news(published_at="1970-01-01T00:00:00Z")).published_at == (
+        EARLIEST_TIME
+    )
+    assert decode(NewsItem, _news(published_at="2099-12-31T23:59:59Z")).published_at < (LATEST_TIME)
+
+
+@pytest.mark.parametrize(
+    ("model", "raw", "where"),
+    [
+        (CustomerMessage, _message(text="a\u0000b"), "text"),
+        (CustomerMessage, _message(text="broken \ud800 pair"), "text"),
+        (CustomerMessage, _message(customer_id="\udc80"), "customer_id"),
+        (NewsItem, _news(tickers=["OK", "N\u0000"]), "tickers.1"),
+        (ScoredMessage, _scored_message(intent_probs={"card\ud83d": 0.5}), "intent_probs"),
+    ],
+)
+def test_nul_and_lone_surrogates_are_unsafe_text(
+    model: type[BaseModel], raw: bytes, where: str
+) -> None:
+    error = _reason(model, raw)
+    assert error.reason == "unsafe_text"
+    assert f": {where}: " in error.detail
+    assert "\ud800" not in error.detail
+    # a proper surrogate pair (an emoji) is fine
+    assert decode(CustomerMessage, _message(text="card \ud83d\ude00")).text == "card \U0001f600"
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["trace", "\udcff\udcfeX"], [b"trace", b"\xff"], ["ok", 7]],
+)
+def test_header_names_must_be_utf8(names: list[object]) -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        check_header_names(names)
+    assert caught.value.reason == "invalid_header"
+    assert caught.value.detail.startswith("header 1: ")
+    check_header_names(["trace", b"span", "nämé"])
+
+
+def test_the_key_must_be_the_records_table_key() -> None:
+    check_key(b"card_arrival", "card_arrival", "intent")
+    for key in (None, b"", b"lost_card", b"\xff"):
+        with pytest.raises(InvalidRecordError) as caught:
+            check_key(key, "card_arrival", "intent")
+        assert caught.value.reason == "invalid_key"
+        assert caught.value.detail == "the key is not the record's intent"
+
+
+def test_an_event_far_ahead_of_the_clock_is_refused() -> None:
+    skew = timedelta(days=1)
+    check_event_time(T + skew, T, skew)
+    check_event_time(T - timedelta(days=3000), T, skew)
+    with pytest.raises(InvalidRecordError) as caught:
+        check_event_time(T + skew + timedelta(seconds=1), T, skew)
+    assert caught.value.reason == "event_time_in_future"
+
+
+def test_a_dead_letter_from_an_older_version_still_decodes() -> None:
+    old = {k: v for k, v in json.loads(encode(RECORDS[8])).items() if "header_names" not in k}
+    del old["headers_truncated"], old["key_size"]
+    letter = decode(DeadLetter, json.dumps(old).encode())
+    assert letter.header_names_b64 is None and not letter.headers_truncated

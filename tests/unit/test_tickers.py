@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import string
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from streams.core.records import NewsItem
+from models.prediction import Prediction
+from streams.core.records import NewsItem, ScoredNews
+from streams.core.scoring import DEFAULT_MAX_TICKERS, score_news_item
 from streams.core.tickers import CompanyDictionary, extract_tickers, find_cashtags, normalise_ticker
 from streams.errors import ConfigFileError
 
@@ -99,3 +103,31 @@ def test_a_missing_dictionary_file_is_named() -> None:
 )
 def test_normalise_ticker(raw: str, ticker: str | None) -> None:
     assert normalise_ticker(raw) == ticker
+
+
+def _scored(item: NewsItem, max_tickers: int = DEFAULT_MAX_TICKERS) -> ScoredNews:
+    pred = Prediction(label="negative", probs={"negative": 0.8, "neutral": 0.1, "positive": 0.1})
+    return score_news_item(
+        item,
+        pred,
+        model_version="s1",
+        dictionary=DICTIONARY,
+        now=datetime(2024, 1, 2, tzinfo=UTC),
+        max_tickers=max_tickers,
+    )
+
+
+def test_a_headline_with_thousands_of_cashtags_is_bounded_and_the_excess_noted() -> None:
+    names = ["".join(letters) for letters in itertools.product(string.ascii_uppercase, repeat=3)]
+    headline = " ".join(f"${name}" for name in names[:5000])
+    scored = _scored(_item(headline))
+    assert scored.tickers == names[:DEFAULT_MAX_TICKERS]
+    assert scored.tickers_truncated == 5000 - DEFAULT_MAX_TICKERS
+    listed = _scored(_item("Markets", tickers=names[:50]), max_tickers=3)
+    assert (listed.tickers, listed.tickers_truncated) == (names[:3], 47)
+
+
+def test_an_item_within_the_bound_is_not_truncated() -> None:
+    scored = _scored(_item("$AAPL and $MSFT"))
+    assert (scored.tickers, scored.tickers_truncated) == (["AAPL", "MSFT"], 0)
+    assert DEFAULT_MAX_TICKERS == 20

@@ -1,0 +1,425 @@
+"""The single-record agents against in-memory topics and tables: what is sent, confirmed,
+written and acknowledged, in which order, for good records, hostile ones and failures.
+
+No broker: the fakes record every step, so the delivery rules (an alert is confirmed before
+the state that suppresses it is written; a dead letter is confirmed before its offset is
+acknowledged; an infrastructure failure exits without acknowledging) are checked directly.
+The same rules against the real broker: tests/integration/test_alert_crash.py and
+tests/integration/test_poison.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.core.intent_monitor import IntentParams
+from streams.core.recommend import ActionCatalog
+from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
+from streams.core.routing import RoutingTable
+from streams.core.ticker_monitor import TickerParams
+from streams.core.tickers import CompanyDictionary
+from streams.runtime import agents, faults
+from streams.runtime.agents import (
+    Collaborators,
+    Topics,
+    make_intent_monitor,
+    make_router,
+    make_ticker_monitor,
+)
+from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults
+from streams.runtime.metrics import Metrics
+
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+Log = list[tuple[str, ...]]
+
+
+class Crash(Exception):
+    """Stands in for the process exit of ``fatal`` and of an injected fault."""
+
+
+@dataclass
+class FakeTopic:
+    name: str
+    log: Log
+    fail: bool = False
+
+    async def send(self, key: bytes | None, value: bytes, force: bool) -> Awaitable[None]:
+        assert force
+        self.log.append(("send", self.name))
+        return self._confirm()
+
+    async def _confirm(self) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.log.append(("confirmed", self.name))
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class FakeBuffer:
+    size: int = 0
+
+
+class FakeProducer:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.buffer = FakeBuffer()
+
+    async def flush(self) -> None:
+        self.log.append(("flush",))
+
+
+@dataclass
+class FakeApp:
+    producer: FakeProducer
+
+
+class FakeTable(dict[str, Any]):
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self.log = log
+        self.app = FakeApp(FakeProducer(log))
+        self.fail = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.log.append(("write", key))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.log.append(("delete", key))
+        super().__delitem__(key)
+
+
+@dataclass
+class FakeMessage:
+    topic: str
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[Any, bytes]] = field(default_factory=list)
+    partition: int = 0
+
+
+@dataclass
+class FakeEvent:
+    message: FakeMessage
+
+
+class FakeStream:
+    def __init__(self, events: list[FakeEvent], log: Log) -> None:
+        self._events = events
+        self.log = log
+
+    def noack(self) -> FakeStream:
+        return self
+
+    async def events(self) -> AsyncIterator[FakeEvent]:
+        for event in self._events:
+            yield event
+
+    async def ack(self, event: FakeEvent) -> None:
+        self.log.append(("ack", str(event.message.offset)))
+
+
+@dataclass
+class World:
+    log: Log
+    collab: Collaborators
+    table: FakeTable
+    topics: dict[str, FakeTopic]
+
+    def run(self, agent: Callable[[Any], Awaitable[None]], messages: list[FakeMessage]) -> None:
+        asyncio.run(agent(FakeStream([FakeEvent(m) for m in messages], self.log)))
+
+    def sent(self, topic: str) -> int:
+        return sum(1 for entry in self.log if entry == ("confirmed", topic))
+
+    def letters(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.dlq_values]
+
+    dlq_values: list[bytes] = field(default_factory=list)
+
+
+def _world(faults_point: faults.FaultPoint = "") -> World:
+    log: Log = []
+    names = [
+        "news_raw",
+        "messages_raw",
+        "news_scored",
+        "messages_scored",
+        "tickets_routed",
+        "recommendations",
+        "alerts",
+        "news_dlq",
+        "messages_dlq",
+        "news_scored_dlq",
+        "messages_scored_dlq",
+        "tickets_routed_dlq",
+        "feedback",
+        "feedback_dlq",
+        "predictions",
+    ]
+    topics = {name: FakeTopic(name, log) for name in names}
+    world_values: list[bytes] = []
+
+    class DeadLetters(FakeTopic):
+        async def send(self, key: bytes | None, value: bytes, force: bool) -> Awaitable[None]:
+            world_values.append(value)
+            return await super().send(key, value, force)
+
+    for name in names:
+        if name.endswith("_dlq"):
+            topics[name] = DeadLetters(name, log)
+    collab = Collaborators(
+        topics=Topics(**topics),  # type: ignore[arg-type]
+        sentiment=None,  # type: ignore[arg-type]
+        intent=None,  # type: ignore[arg-type]
+        executor=None,  # type: ignore[arg-type]
+        dictionary=CompanyDictionary({}),
+        routing=RoutingTable.load(CONFIG / "routing.toml"),
+        actions=ActionCatalog.load(CONFIG / "actions.toml"),
+        ticker_params=TickerParams(),
+        intent_params=IntentParams(),
+        max_record_bytes=1_000_000,
+        batch_size=16,
+        batch_max_wait_s=0.05,
+        metrics=Metrics.create(),
+        store_executor=None,  # type: ignore[arg-type]
+        faults=Faults(faults_point),
+    )
+    world = World(log, collab, FakeTable(log), topics)
+    world.dlq_values = world_values
+    return world
+
+
+@pytest.fixture(autouse=True)
+def _no_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: object) -> None:
+        raise Crash(args)
+
+    monkeypatch.setattr(agents, "fatal", crash)
+    monkeypatch.setattr(faults.os, "_exit", crash)
+    monkeypatch.setattr(faults.logging, "shutdown", lambda: None)
+
+
+def _news(n: int, score: float, at: datetime, ticker: str = "NOKIA", **extra: Any) -> FakeMessage:
+    record = ScoredNews(
+        id=f"n{n}",
+        model_version="s1",
+        label="negative",
+        probs={"negative": max(-score, 0.0), "neutral": 1 - abs(score), "positive": max(score, 0)},
+        score=score,
+        tickers=[ticker],
+        headline=f"headline {n}",
+        published_at=at,
+        scored_at=at,
+    )
+    value = json.loads(encode(record))
+    value.update(extra)
+    return FakeMessage("news.scored", n, ticker.encode(), json.dumps(value).encode())
+
+
+def _burst(count: int = 5) -> list[FakeMessage]:
+    return [_news(n, -0.95, T0 + timedelta(seconds=30 * n)) for n in range(count)]
+
+
+def test_an_alert_is_confirmed_before_the_state_that_suppresses_it() -> None:
+    world = _world()
+    world.run(make_ticker_monitor(world.collab, world.table), _burst())
+    last = world.log[world.log.index(("ack", "3")) + 1 :]
+    assert last == [
+        ("send", "alerts"),
+        ("confirmed", "alerts"),
+        ("write", "NOKIA"),
+        ("ack", "4"),
+    ]
+    assert world.sent("alerts") == 1
+
+
+def test_a_crash_right_after_the_state_write_finds_the_alert_confirmed() -> None:
+    world = _world(CRASH_AFTER_STATE_WRITE)
+    with pytest.raises(Crash):
+        world.run(make_ticker_monitor(world.collab, world.table), _burst())
+    assert world.log[-4:] == [
+        ("send", "alerts"),
+        ("confirmed", "alerts"),
+        ("write", "NOKIA"),
+        ("flush",),
+    ]
+    assert ("ack", "4") not in world.log
+
+
+def test_a_failed_alert_send_exits_before_the_state_is_written() -> None:
+    world = _world()
+    world.topics["alerts"].fail = True
+    with pytest.raises(Crash):
+        world.run(make_ticker_monitor(world.collab, world.table), _burst())
+    assert world.log[-1] == ("send", "alerts")
+    assert [e for e in world.log if e[0] == "write"] == [("write", "NOKIA")] * 4
+
+
+def test_hostile_scored_news_is_dead_lettered_and_the_monitor_goes_on() -> None:
+    world = _world()
+    ancient = _news(0, -0.9, T0, published_at="0001-01-01T00:00:00Z")
+    wrong_key = _news(1, -0.9, T0)
+    wrong_key.key = b"MSFT"
+    bad_key = _news(2, -0.9, T0)
+    bad_key.key = b"\xff"
+    future = _news(3, -0.9, datetime.now(UTC) + timedelta(days=30))
+    header = _news(4, -0.9, T0)
+    header.headers = [("ok", b"1"), ("\udcff\udcfe", b"2")]
+    nul = _news(5, -0.9, T0, headline="a\u0000b")
+    good = _news(6, -0.9, T0)
+    world.run(
+        make_ticker_monitor(world.collab, world.table),
+        [ancient, wrong_key, bad_key, future, header, nul, good],
+    )
+    reasons = [letter["reason"] for letter in world.letters()]
+    assert reasons == [
+        "validation_error",
+        "invalid_key",
+        "invalid_key",
+        "event_time_in_future",
+        "invalid_header",
+        "unsafe_text",
+    ]
+    assert "published_at: time_out_of_range" in world.letters()[0]["detail"]
+    # every dead letter is confirmed before its record is acknowledged
+    for offset in range(6):
+        ack = world.log.index(("ack", str(offset)))
+        assert world.log[ack - 1] == ("confirmed", "news_scored_dlq")
+    assert ("write", "NOKIA") in world.log and ("ack", "6") in world.log
+    letter = world.letters()[4]
+    assert letter["header_names_b64"] == ["b2s=", base64.b64encode(b"\xff\xfe").decode()]
+    assert letter["headers"] == [["ok", "MQ=="], ["\\xff\\xfe", "Mg=="]]
+
+
+def test_a_state_row_that_cannot_be_read_is_dead_lettered_and_dropped() -> None:
+    world = _world()
+    dict.__setitem__(world.table, "NOKIA", {"subject": "NOKIA", "items": "old format"})
+    world.run(make_ticker_monitor(world.collab, world.table), _burst(2))
+    [letter] = world.letters()
+    assert letter["reason"] == "invalid_state" and letter["offset"] == 0
+    assert "ticker-state" in letter["detail"]
+    assert world.log[:4] == [
+        ("send", "news_scored_dlq"),
+        ("confirmed", "news_scored_dlq"),
+        ("delete", "NOKIA"),
+        ("ack", "0"),
+    ]
+    assert world.table["NOKIA"]["items"][0][0] == "n1"  # the next record starts afresh
+
+
+def test_a_table_write_failure_exits_without_acknowledging() -> None:
+    world = _world()
+    world.table.fail = True
+    with pytest.raises(Crash):
+        world.run(make_ticker_monitor(world.collab, world.table), _burst(1))
+    assert world.letters() == [] and not any(e[0] == "ack" for e in world.log)
+
+
+def _scored_message(n: int, customer: str = "c1", **extra: Any) -> FakeMessage:
+    record = ScoredMessage(
+        id=f"m{n}",
+        customer_id=customer,
+        channel="chat",
+        model_version="i1",
+        sentiment_model_version="s1",
+        intent_probs={"card_arrival": 0.9},
+        sentiment="neutral",
+        sentiment_score=0.0,
+        sent_at=T0,
+        scored_at=T0,
+    )
+    value = json.loads(encode(record))
+    value.update(extra)
+    return FakeMessage("messages.scored", n, customer.encode(), json.dumps(value).encode())
+
+
+def test_the_router_dead_letters_hostile_records_and_routes_the_rest() -> None:
+    world = _world()
+    empty = _scored_message(0, intent_probs={})
+    header = _scored_message(1)
+    header.headers = [(b"\xff", b"x")]
+    wrong_key = _scored_message(2)
+    wrong_key.key = b"someone-else"
+    good = _scored_message(3)
+    world.run(make_router(world.collab, world.table), [empty, header, wrong_key, good])
+    letters = world.letters()
+    assert [letter["reason"] for letter in letters] == [
+        "validation_error",
+        "invalid_header",
+        "invalid_key",
+    ]
+    assert "intent_probs: too_short" in letters[0]["detail"]
+    assert world.sent("tickets_routed") == world.sent("recommendations") == 1
+    # the history is written after the ticket and the recommendation are confirmed
+    assert world.log[-4:] == [
+        ("confirmed", "tickets_routed"),
+        ("confirmed", "recommendations"),
+        ("write", "c1"),
+        ("ack", "3"),
+    ]
+
+
+def test_an_unexpected_error_in_a_pure_step_is_a_processing_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a message that may quote the content: my card 4111")
+
+    monkeypatch.setattr(agents, "route_and_recommend", broken)
+    world = _world()
+    world.run(make_router(world.collab, world.table), [_scored_message(0)])
+    [letter] = world.letters()
+    assert letter["reason"] == "processing_error"
+    assert letter["detail"].startswith("route: ValueError at test_agent_delivery.py:")
+    assert "4111" not in letter["detail"]
+
+
+def test_the_intent_monitor_checks_the_key_and_confirms_spikes_first() -> None:
+    world = _world()
+
+    def ticket(n: int, at: datetime) -> FakeMessage:
+        record = RoutedTicket(
+            id=f"t{n}",
+            customer_id=f"c{n}",
+            model_version="i1",
+            sentiment_model_version="s1",
+            intent="card_not_working",
+            confidence=0.9,
+            queue="cards",
+            priority=3,
+            sentiment="neutral",
+            sentiment_score=0.0,
+            low_confidence=False,
+            reasons=[],
+            sent_at=at,
+            scored_at=at,
+        )
+        return FakeMessage("tickets.routed", n, b"card_not_working", encode(record))
+
+    messages = [ticket(n, T0 + timedelta(minutes=n)) for n in range(30)]
+    surge = T0 + timedelta(minutes=31)
+    messages += [ticket(100 + n, surge + timedelta(seconds=4 * n)) for n in range(30)]
+    stray = ticket(200, surge)
+    stray.key = b"lost_or_stolen_card"
+    world.run(make_intent_monitor(world.collab, world.table), [stray, *messages])
+    assert [letter["reason"] for letter in world.letters()] == ["invalid_key"]
+    assert world.sent("alerts") == 1
+    alert = world.log.index(("confirmed", "alerts"))
+    assert world.log[alert + 1] == ("write", "card_not_working")
