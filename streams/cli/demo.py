@@ -16,6 +16,7 @@ from rich.live import Live
 
 from models.data import LabeledData, load_banking77, load_twitter
 from models.pipeline import ensure_models
+from models.registry import Registry
 from streams.cli.live import LiveState, follow, start_thread
 from streams.edges.bootstrap import local_broker, resolve_bootstrap
 from streams.edges.replay import customer_messages, news_items, produce_items
@@ -131,7 +132,7 @@ def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
         "Ctrl-C stops everything"
     )
     stop = threading.Event()
-    state = LiveState(settings)
+    state = LiveState(settings, Registry(settings.registry_dir))
     start_thread(lambda: follow(bootstrap, settings, state, stop), "live-follow")
     start_thread(lambda: _scenario(bootstrap, settings, rate, stop), "scenario")
     try:

@@ -1,4 +1,8 @@
-"""A live terminal view of a running pipeline: throughput, latest alerts, routing decisions.
+"""A live terminal view of a running pipeline: models, throughput, alerts, routing decisions.
+
+The models table says, per task, the version the outputs carry (what the workers really
+serve), the version the registry alias names, and the last gate decision with its first
+reason, so a promotion, a refusal or a swap that has not arrived yet is visible at once.
 
 Shows ids, labels, queues and headlines of public news; never customer message text.
 """
@@ -16,15 +20,43 @@ from kafka import KafkaConsumer
 from rich.console import Group
 from rich.table import Table
 
+from models.registry import Registry
 from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
+TASKS = ("sentiment", "intent")
+REGISTRY_REFRESH_S = 5.0
+
+
+def latest_decision(registry: Registry, task: str) -> dict[str, Any] | None:
+    """The newest gate decision recorded about any version of ``task`` (with its version)."""
+    newest: dict[str, Any] | None = None
+    for version in registry.versions(task):
+        for decision in registry.decisions(task, version):
+            if newest is None or str(decision.get("at", "")) >= str(newest.get("at", "")):
+                newest = {"version": version, **decision}
+    return newest
+
+
+def _decision_text(decision: dict[str, Any] | None) -> str:
+    if decision is None:
+        return "-"
+    reasons = decision.get("reasons") or []
+    first = f": {reasons[0]}" if reasons else ""
+    return (
+        f"{decision.get('decision', '?')} {decision['version']} ({decision.get('at', '?')}){first}"
+    )
+
 
 class LiveState:
-    """What the view shows, fed by a consumer thread."""
+    """What the view shows, fed by a consumer thread (and the registry, every few seconds)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
+        self.registry = registry
+        self.serving: dict[str, str] = {}
+        self._models: list[tuple[str, str, str]] = []
+        self._models_at = -REGISTRY_REFRESH_S
         self.counts: dict[str, int] = {}
         self.window: deque[tuple[float, str]] = deque()
         self.alerts: deque[dict[str, Any]] = deque(maxlen=8)
@@ -42,6 +74,30 @@ class LiveState:
                 self.alerts.appendleft(record)
             elif topic == self.settings.topic_tickets_routed:
                 self.tickets.appendleft(record)
+                self._served("intent", record.get("model_version"))
+                self._served("sentiment", record.get("sentiment_model_version"))
+            elif topic == self.settings.topic_news_scored:
+                self._served("sentiment", record.get("model_version"))
+
+    def _served(self, task: str, version: Any) -> None:
+        if isinstance(version, str) and version:
+            self.serving[task] = version
+
+    def models(self) -> list[tuple[str, str, str]]:
+        """Per task: production alias and last gate decision (read at most every 5 s)."""
+        now = time.monotonic()
+        if self.registry is not None and now - self._models_at >= REGISTRY_REFRESH_S:
+            self._models_at = now
+            rows = []
+            for task in TASKS:
+                try:
+                    alias = self.registry.production(task) or "-"
+                    decision = _decision_text(latest_decision(self.registry, task))
+                except Exception as exc:  # a registry being written: show it, try again
+                    alias, decision = "?", f"registry unreadable: {type(exc).__name__}"
+                rows.append((task, alias, decision))
+            self._models = rows
+        return self._models
 
     def rate(self, topic: str) -> float:
         with self.lock:
@@ -49,6 +105,15 @@ class LiveState:
 
     def render(self) -> Group:
         s = self.settings
+        models = Table(title="models", expand=True)
+        for column in ("task", "in service (outputs)", "registry alias", "last gate decision"):
+            models.add_column(column)
+        registry_rows = {task: (alias, decision) for task, alias, decision in self.models()}
+        with self.lock:
+            serving = dict(self.serving)
+        for task in TASKS:
+            alias, decision = registry_rows.get(task, ("-", "-"))
+            models.add_row(task, serving.get(task, "-"), alias, decision)
         flow = Table(title="throughput (last 10 s)", expand=True)
         for column in ("topic", "records/s", "total"):
             flow.add_column(column)
@@ -87,7 +152,7 @@ class LiveState:
                 str(t["priority"]),
                 ",".join(t["reasons"]),
             )
-        return Group(flow, alerts, routing)
+        return Group(models, flow, alerts, routing)
 
 
 def follow(bootstrap: str, settings: Settings, state: LiveState, stop: threading.Event) -> None:
