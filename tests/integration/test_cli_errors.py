@@ -73,8 +73,9 @@ def _unreachable_postgres() -> tuple[str, str]:
     return f"postgresql://streamsense:hunter2-secret@127.0.0.1:{port}/feedback", str(port)
 
 
-def test_worker_with_an_unreachable_feedback_database_says_so_in_one_line(
-    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_an_unreachable_feedback_database_is_one_line_without_the_password(
+    command: str, kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
 ) -> None:
     url, port = _unreachable_postgres()
     env = _env(
@@ -84,23 +85,7 @@ def test_worker_with_an_unreachable_feedback_database_says_so_in_one_line(
         registry_dir=str(trained_registry),
         feedback_db_url=url,
     )
-    run = _run(["worker"], env, tmp_path)
-    _assert_one_line_error(run, port)
-    assert "hunter2-secret" not in run.stdout + run.stderr
-
-
-def test_scheduler_with_an_unreachable_feedback_database_says_so_in_one_line(
-    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
-) -> None:
-    url, port = _unreachable_postgres()
-    env = _env(
-        kafka_bootstrap,
-        tmp_path,
-        unique,
-        registry_dir=str(trained_registry),
-        feedback_db_url=url,
-    )
-    run = _run(["scheduler"], env, tmp_path)
+    run = _run([command], env, tmp_path)
     _assert_one_line_error(run, port)
     assert "hunter2-secret" not in run.stdout + run.stderr
 
