@@ -395,7 +395,15 @@ def models_and_alerts() -> dict[str, Any]:
             (
                 timeseries(
                     "Alerts raised by kind (per hour)",
-                    [("sum by (kind) (increase(streamsense_alerts_total[1h]))", "{{kind}}")],
+                    [
+                        ("sum by (kind) (increase(streamsense_alerts_total[1h]))", "{{kind}}"),
+                        (
+                            "sum by (monitor) (increase(streamsense_late_items_total[1h]))",
+                            "late, ignored by {{monitor}}",
+                        ),
+                    ],
+                    description="Late items arrived older than their monitor's window: "
+                    "a replay, a stalled producer or a clock far behind.",
                 ),
                 timeseries(
                     "Online accuracy by task",

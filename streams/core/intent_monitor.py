@@ -136,6 +136,13 @@ def _count_in_bucket(state: IntentState, bucket: int, params: IntentParams) -> I
     )
 
 
+def is_late(state: IntentState | None, event: IntentEvent, params: IntentParams) -> bool:
+    """True when ``event`` is older than the intent's window: :func:`update_intent` drops it."""
+    if state is None or state.watermark is None:
+        return False
+    return epoch(event.at) <= state.watermark - params.window.total_seconds()
+
+
 def update_intent(
     state: IntentState | None, event: IntentEvent, params: IntentParams, *, now: datetime
 ) -> tuple[IntentState, list[Alert]]:
@@ -149,7 +156,7 @@ def update_intent(
     state = state or IntentState(subject=event.intent)
     at = epoch(event.at)
     span = params.window.total_seconds()
-    if state.watermark is not None and at <= state.watermark - span:
+    if is_late(state, event, params):
         return state, []
     if any(item_id == event.id for item_id, _ in state.items):
         return state, []

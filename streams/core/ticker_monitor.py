@@ -227,6 +227,13 @@ def _alert(
     )
 
 
+def is_late(state: TickerState | None, event: NewsEvent, params: TickerParams) -> bool:
+    """True when ``event`` is older than the ticker's window: :func:`update_ticker` drops it."""
+    if state is None or state.watermark is None:
+        return False
+    return epoch(event.at) < state.watermark - params.retention.total_seconds()
+
+
 def update_ticker(
     state: TickerState | None, event: NewsEvent, params: TickerParams, *, now: datetime
 ) -> tuple[TickerState, list[Alert]]:
@@ -239,7 +246,7 @@ def update_ticker(
     check_event_time(event.at, now, params.max_future_skew)
     state = state or TickerState(subject=event.ticker)
     at = epoch(event.at)
-    if state.watermark is not None and at < state.watermark - params.retention.total_seconds():
+    if is_late(state, event, params):
         return state, []
     if any(item.id == event.id for item in state.items):
         return state, []

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from models.prediction import Prediction
 from models.runtime import Classifier
 from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.intent_monitor import is_late as intent_is_late
 from streams.core.recommend import ActionCatalog
 from streams.core.records import (
     CustomerMessage,
@@ -49,6 +50,7 @@ from streams.core.ticker_monitor import (
     ticker_of,
     update_ticker,
 )
+from streams.core.ticker_monitor import is_late as ticker_is_late
 from streams.core.tickers import CompanyDictionary
 from streams.core.ticketing import route_and_recommend
 from streams.errors import InvalidRecordError
@@ -388,6 +390,8 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
             raw = states.get(ticker)  # I/O: not the record's fault if it fails
             state = read_state(TickerState.from_dict, raw, "ticker-state")
             news = attempt("event", NewsEvent.from_scored, scored, ticker)
+            if ticker_is_late(state, news, c.ticker_params):
+                c.metrics.late_items.labels("ticker-monitor").inc()
             new_state, alerts = attempt(
                 "update_ticker", update_ticker, state, news, c.ticker_params, now=_now()
             )
@@ -428,6 +432,8 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             raw = states.get(intent)  # I/O: not the record's fault if it fails
             state = read_state(IntentState.from_dict, raw, "intent-state")
             routed = attempt("event", IntentEvent.from_ticket, ticket)
+            if intent_is_late(state, routed, c.intent_params):
+                c.metrics.late_items.labels("intent-monitor").inc()
             new_state, alerts = attempt(
                 "update_intent", update_intent, state, routed, c.intent_params, now=_now()
             )

@@ -19,6 +19,10 @@ CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 RETRAIN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 2400, 3600)
 
 
+MONITORS = ("ticker-monitor", "intent-monitor")
+"""The agents that keep windows, for ``late_items``."""
+
+
 @dataclass(frozen=True)
 class Metrics:
     """The metric objects; build with :meth:`create` on a registry."""
@@ -33,6 +37,7 @@ class Metrics:
     predictions: Counter
     confidence: Histogram
     alerts: Counter
+    late_items: Counter
     model_info: Gauge
     swaps: Counter
     swap_failures: Counter
@@ -72,6 +77,8 @@ class Metrics:
             self.alias_mismatch.labels(task).set(0)
         for kind in alert_kinds:
             self.alerts.labels(kind)
+        for monitor in MONITORS:
+            self.late_items.labels(monitor)
         topics = list(input_topics)
         for reason in reasons:
             for topic in topics:
@@ -127,6 +134,12 @@ class Metrics:
                 registry=r,
             ),
             alerts=Counter(f"{p}_alerts", "Alerts raised.", ["kind"], registry=r),
+            late_items=Counter(
+                f"{p}_late_items",
+                "Items a monitor ignored: older than its window when they arrived.",
+                ["monitor"],
+                registry=r,
+            ),
             model_info=Gauge(
                 f"{p}_model_info",
                 "1 for the model version in service.",

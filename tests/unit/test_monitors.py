@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.intent_monitor import is_late as intent_late
 from streams.core.monitors import alert_id, decay, window_bucket
 from streams.core.records import EARLIEST_TIME, LATEST_TIME, Alert, RoutedTicket, ScoredNews
 from streams.core.ticker_monitor import (
@@ -19,6 +20,7 @@ from streams.core.ticker_monitor import (
     ticker_of,
     update_ticker,
 )
+from streams.core.ticker_monitor import is_late as ticker_late
 from streams.errors import InvalidRecordError
 
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
@@ -155,8 +157,18 @@ def test_redelivered_news_is_counted_once() -> None:
 def test_news_older_than_the_window_is_ignored() -> None:
     states, _ = _run_news(_mixed_news("NOKIA", 60, seed=10))
     stale = _shock("NOKIA", T0, count=12)
+    assert all(ticker_late(states["NOKIA"], e, TICKER) for e in stale)  # counted as late
+    assert not ticker_late(None, stale[0], TICKER)
     after, alerts = _run_news(stale, dict(states))
     assert alerts == [] and after["NOKIA"] == states["NOKIA"]
+
+
+def test_messages_older_than_the_window_are_late() -> None:
+    states, _ = _run_intents(_steady_intent("card_arrival", 60, seed=3))
+    old = _surge("card_arrival", T0 - timedelta(hours=2), count=5)
+    assert all(intent_late(states["card_arrival"], e, INTENT) for e in old)
+    fresh = _surge("card_arrival", T0 + timedelta(minutes=61), count=5)
+    assert not any(intent_late(states["card_arrival"], e, INTENT) for e in fresh)
 
 
 def test_an_alert_recomputed_after_a_crash_keeps_its_id() -> None:
