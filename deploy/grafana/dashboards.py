@@ -398,8 +398,8 @@ def models_and_alerts() -> dict[str, Any]:
                     [
                         ("sum by (kind) (increase(streamsense_alerts_total[1h]))", "{{kind}}"),
                         (
-                            "sum by (monitor) (increase(streamsense_late_items_total[1h]))",
-                            "late, ignored by {{monitor}}",
+                            "sum by (agent) (increase(streamsense_late_items_total[1h]))",
+                            "late, ignored by {{agent}}",
                         ),
                     ],
                     description="Late items arrived older than their monitor's window: "

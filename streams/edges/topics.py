@@ -74,6 +74,20 @@ def _replication(settings: Settings, admin: Any) -> Replication:
     return choose_replication(settings.replication_factor, settings.min_insync_replicas, brokers)
 
 
+TABLES = ("customer-history", "ticker-state", "intent-state")
+"""The worker's Faust tables; each one is backed by a compacted changelog topic."""
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    """Every topic a worker uses: the pipeline's, their dead-letter topics, the changelogs."""
+    return [*settings.all_topics(), *(changelog_topic(settings, t) for t in TABLES)]
+
+
 LEADER_WAIT_S = 30.0
 """How long :func:`ensure_topics` waits for the new partitions' leaders."""
 
@@ -96,7 +110,10 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
-        missing = [name for name in settings.all_topics() if name not in existing]
+        # the changelogs too: created here, they have their leaders before faust looks for
+        # them (else a fresh worker can find one with "0 partitions" and stop)
+        missing = [name for name in pipeline_topics(settings) if name not in existing]
+        changelogs = {changelog_topic(settings, table) for table in TABLES}
         if not missing:
             return []
         replication = _replication(settings, admin)
@@ -111,6 +128,7 @@ def ensure_topics(
                 "configs": {
                     **replication.topic_configs(),
                     **(big if name in inputs else {}),
+                    **({"cleanup.policy": "compact"} if name in changelogs else {}),
                 },
             }
             for name in missing

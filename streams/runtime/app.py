@@ -23,7 +23,7 @@ from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
-from streams.edges.topics import Replication
+from streams.edges.topics import TABLES, Replication
 from streams.runtime import faust_guard, record_guard
 from streams.runtime.agents import (
     Collaborators,
@@ -177,9 +177,9 @@ def build_app(
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec
     # writes and recovers them from the changelogs
     changelog = replication.topic_configs()
-    history = app.Table("customer-history", partitions=partitions, extra_topic_configs=changelog)
-    tickers = app.Table("ticker-state", partitions=partitions, extra_topic_configs=changelog)
-    intents = app.Table("intent-state", partitions=partitions, extra_topic_configs=changelog)
+    history, tickers, intents = (
+        app.Table(name, partitions=partitions, extra_topic_configs=changelog) for name in TABLES
+    )
 
     def agent(topic: Any, name: str, fn: Any) -> None:
         app.agent(topic, name=name, concurrency=1)(fn)

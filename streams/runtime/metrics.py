@@ -20,7 +20,7 @@ RETRAIN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 2400, 3600)
 
 
 MONITORS = ("ticker-monitor", "intent-monitor")
-"""The agents that keep windows, for ``late_items``."""
+"""The agents that keep windows (the ``agent`` label of ``late_items``)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class Metrics:
             late_items=Counter(
                 f"{p}_late_items",
                 "Items a monitor ignored: older than its window when they arrived.",
-                ["monitor"],
+                ["agent"],
                 registry=r,
             ),
             model_info=Gauge(

@@ -23,7 +23,7 @@ from streams.edges.bootstrap import resolve_bootstrap
 from streams.edges.control import publish_control
 from streams.edges.replay import ReplayItem, produce_items
 from streams.edges.security import aiokafka_config, check_access, kafka_python_config
-from streams.edges.topics import ensure_topics
+from streams.edges.topics import ensure_topics, pipeline_topics
 from streams.errors import ConfigurationError
 from streams.runtime.lag import LagReporter
 from streams.runtime.metrics import Metrics
@@ -65,7 +65,7 @@ def test_streamsense_edges_over_sasl_ssl_scram_sha_512(
     bootstrap = resolve_bootstrap(settings)  # checks the login once
     assert bootstrap == secure.info.sasl_ssl_bootstrap
     created = ensure_topics(settings, bootstrap)
-    assert sorted(created) == sorted(settings.all_topics())
+    assert sorted(created) == sorted(pipeline_topics(settings))
 
     publish_control(settings, "sentiment", "v-secure", "promote")
     items = [

@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.edges.security import kafka_python_config
-from streams.edges.topics import ensure_topics
+from streams.edges.topics import ensure_topics, pipeline_topics
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -26,11 +26,12 @@ def test_fresh_topics_take_records_at_once_without_leader_warnings(
     private = settings.model_copy(
         update={
             "kafka_bootstrap": kafka_bootstrap,
+            "app_id": f"ready-{unique}",
             **{name: f"{name.removeprefix('topic_')}-{unique}" for name in Settings.topic_fields()},
         }
     )
     created = ensure_topics(private, kafka_bootstrap)
-    assert sorted(created) == sorted(private.all_topics())
+    assert sorted(created) == sorted(pipeline_topics(private))
     assert any("every partition has a leader" in r.getMessage() for r in caplog.records)
 
     security = kafka_python_config(private)
@@ -54,7 +55,7 @@ def test_fresh_topics_take_records_at_once_without_leader_warnings(
 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", **security)
     try:
-        futures = [producer.send(t, b"first", partition=p) for t, p in sorted(expected)]
+        futures = [producer.send(t, b"first", key=b"k", partition=p) for t, p in sorted(expected)]
         producer.flush(timeout=60)
         assert all(f.get(timeout=1).offset == 0 for f in futures)
     finally:
@@ -73,10 +74,11 @@ def test_existing_topics_are_left_alone(
     private = settings.model_copy(
         update={
             "kafka_bootstrap": kafka_bootstrap,
+            "app_id": f"ready-{unique}",
             **{name: f"{name.removeprefix('topic_')}-{unique}" for name in Settings.topic_fields()},
         }
     )
-    assert len(ensure_topics(private, kafka_bootstrap)) == len(private.all_topics())
+    assert len(ensure_topics(private, kafka_bootstrap)) == len(pipeline_topics(private))
     assert ensure_topics(private, kafka_bootstrap) == []
 
 
@@ -86,12 +88,14 @@ def test_created_topics_carry_the_replication_settings(
     """On the one-broker test cluster the defaults are one replica and min ISR 1, written
     on every topic; a factor the cluster cannot hold is refused before anything is made."""
     names = {name: f"{name.removeprefix('topic_')}-rf-{unique}" for name in Settings.topic_fields()}
-    private = settings.model_copy(update={"kafka_bootstrap": kafka_bootstrap, **names})
+    private = settings.model_copy(
+        update={"kafka_bootstrap": kafka_bootstrap, "app_id": f"rf-{unique}", **names}
+    )
     too_many = private.model_copy(update={"replication_factor": 2})
     with pytest.raises(ConfigurationError, match="STREAMSENSE_REPLICATION_FACTOR=2"):
         ensure_topics(too_many, kafka_bootstrap)
     created = ensure_topics(private, kafka_bootstrap)
-    assert sorted(created) == sorted(private.all_topics())
+    assert sorted(created) == sorted(pipeline_topics(private))
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_python_config(private))
     try:
         described = admin.describe_topics(created)
