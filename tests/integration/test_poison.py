@@ -21,7 +21,8 @@ from kafka import KafkaProducer
 from models.data import load_banking77, load_twitter
 from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
 from streams.edges.replay import customer_messages, news_items
-from tests.kafka_helpers import create_topics, produce
+from streams.edges.topics import changelog_topic
+from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, RawHeaderName, TopicReader, produce_with_headers
 
 pytestmark = pytest.mark.integration
@@ -339,8 +340,7 @@ def test_a_table_row_an_older_version_wrote_is_a_dead_letter_then_dropped(
     s = pipe.settings
     # the ticker's row as an older version might have left it in the table's changelog,
     # in the changelog partition of the news.scored partition the ticker's records use
-    changelog = f"{s.app_id}-ticker-state-changelog"
-    create_topics(pipe.bootstrap, [changelog], partitions=s.topic_partitions)
+    changelog = changelog_topic(s, "ticker-state")  # created with the pipeline's topics
     partition = (murmur2(b"OLDV") & 0x7FFFFFFF) % s.topic_partitions
     producer = KafkaProducer(bootstrap_servers=pipe.bootstrap, acks="all")
     old_row = {"subject": "OLDV", "items": "written by version 0", "cooldown_until": 0}
