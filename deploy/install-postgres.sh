@@ -7,7 +7,7 @@
 # else it says what to install.
 set -euo pipefail
 
-have() { command -v "$1" >/dev/null 2>&1; }
+. "$(dirname "$0")/apt-install.sh"
 
 find_initdb() {
     # the newest version (sort -V), the one the tests pick; empty when there is none
@@ -21,28 +21,8 @@ if [ -n "$found" ]; then
     exit 0
 fi
 
-if ! have apt-get; then
-    echo "install-postgres: no /usr/lib/postgresql/*/bin/initdb and apt-get is not available;" >&2
-    echo "  install the PostgreSQL server (>= 13) as Debian lays it out, under /usr/lib/postgresql" >&2
-    exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if have sudo; then
-        SUDO="sudo"
-    else
-        echo "install-postgres: need root (or sudo) to run apt-get install postgresql" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install-postgres: no initdb under /usr/lib/postgresql; running: $SUDO apt-get update -q"
-$SUDO apt-get update -q
-# --no-install-recommends: the server and its client, not the contrib modules or sysstat.
-echo "install-postgres: running: $SUDO apt-get install -y -q --no-install-recommends postgresql"
-$SUDO apt-get install -y -q --no-install-recommends postgresql
+apt_install install-postgres postgresql \
+    "install the PostgreSQL server (>= 13) as Debian lays it out, under /usr/lib/postgresql"
 # The package also creates the `postgres` system user (the tests run the server as that user
 # when they run as root) and, where an init system runs, starts a cluster on port 5432; the
 # tests start their own server on a free port, so that cluster is neither needed nor touched.

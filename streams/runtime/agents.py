@@ -33,6 +33,7 @@ from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, 
 from streams.core.intent_monitor import is_late as intent_is_late
 from streams.core.recommend import ActionCatalog
 from streams.core.records import (
+    Alert,
     CustomerMessage,
     NewsItem,
     RoutedTicket,
@@ -370,6 +371,27 @@ def make_router(c: Collaborators, history: Any) -> Agent:
     return single("router", c, handle)
 
 
+async def _alert_then_store(
+    c: Collaborators,
+    outbox: Outbox,
+    states: Any,
+    key: str,
+    alerts: Sequence[Alert],
+    values: Sequence[bytes],
+    row: dict[str, Any],
+) -> None:
+    """Send a monitor's alerts, wait for the broker, and only then write the state that
+    would suppress them on a redelivery (a crash in between costs a duplicate alert)."""
+    for value in values:
+        await outbox.send(c.topics.alerts, key.encode(), value)
+    await outbox.confirm()
+    for alert in alerts:
+        c.metrics.alerts.labels(alert.kind).inc()
+    states[key] = row
+    if alerts and c.faults.point:
+        await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
+
+
 def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
     """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts.
 
@@ -401,14 +423,7 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
             await reject(outbox, t.news_scored_dlq, message, exc)
             drop_unreadable_row(states, ticker, exc)
             return
-        for value in values:
-            await outbox.send(t.alerts, ticker.encode(), value)
-        await outbox.confirm()
-        for alert in alerts:
-            c.metrics.alerts.labels(alert.kind).inc()
-        states[ticker] = row
-        if alerts and c.faults.point:
-            await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
+        await _alert_then_store(c, outbox, states, ticker, alerts, values, row)
 
     return single("ticker-monitor", c, handle)
 
@@ -443,13 +458,6 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             await reject(outbox, t.tickets_routed_dlq, message, exc)
             drop_unreadable_row(states, intent, exc)
             return
-        for value in values:
-            await outbox.send(t.alerts, intent.encode(), value)
-        await outbox.confirm()
-        for alert in alerts:
-            c.metrics.alerts.labels(alert.kind).inc()
-        states[intent] = row
-        if alerts and c.faults.point:
-            await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
+        await _alert_then_store(c, outbox, states, intent, alerts, values, row)
 
     return single("intent-monitor", c, handle)

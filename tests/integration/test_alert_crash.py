@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.core.records import RoutedTicket, ScoredNews, encode
+from streams.core.records import ScoredNews, encode
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, FAULT_EXIT
 from streams.settings import Settings
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, TopicReader
+from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -53,23 +54,7 @@ def _surge(s: Settings) -> tuple[str, list[tuple[bytes, bytes]], str]:
     """Half an hour of one ticket a minute, then thirty in two minutes: one complaint spike."""
 
     def ticket(i: str, at: datetime) -> tuple[bytes, bytes]:
-        record = RoutedTicket(
-            id=i,
-            customer_id=f"c-{i}",
-            model_version="script",
-            sentiment_model_version="s",
-            intent="card_not_working",
-            confidence=0.9,
-            queue="cards",
-            priority=3,
-            sentiment="neutral",
-            sentiment_score=0.0,
-            low_confidence=False,
-            reasons=[],
-            sent_at=at,
-            scored_at=at,
-        )
-        return b"card_not_working", encode(record)
+        return b"card_not_working", encode(routed_ticket(i, at))
 
     records = [ticket(f"base-{m}", START + timedelta(minutes=m)) for m in range(30)]
     outage = START + timedelta(minutes=31)

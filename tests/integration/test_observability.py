@@ -58,12 +58,13 @@ from deploy.observability import (
 from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
 from streams.cli.main import app as cli_app
-from streams.core.records import ModelControl, RoutedTicket, encode
+from streams.core.records import ModelControl, encode
 from streams.edges.replay import ReplayItem, customer_messages, feedback_for, news_items
 from streams.runtime.metrics import Metrics
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
 from tests.pipeline_helpers import Pipeline
+from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -293,24 +294,7 @@ def _complaint_burst(unique: str) -> list[tuple[bytes, bytes]]:
     start = datetime.now(UTC) - timedelta(hours=1)
 
     def ticket(i: str, at: datetime) -> bytes:
-        return encode(
-            RoutedTicket(
-                id=i,
-                customer_id=f"c-{i}",
-                model_version="script",
-                sentiment_model_version="s",
-                intent="card_not_working",
-                confidence=0.9,
-                queue="cards",
-                priority=3,
-                sentiment="neutral",
-                sentiment_score=0.0,
-                low_confidence=False,
-                reasons=[],
-                sent_at=at,
-                scored_at=at,
-            )
-        )
+        return encode(routed_ticket(i, at))
 
     records = [
         (b"card_not_working", ticket(f"base{unique}-{m}", start + timedelta(minutes=m)))

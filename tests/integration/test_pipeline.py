@@ -15,11 +15,12 @@ import pytest
 
 from models.data import load_banking77, load_twitter
 from models.registry import Registry
-from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
+from streams.core.records import ScoredMessage, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.edges.replay import customer_messages, news_items
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, TopicReader, kill_hard
+from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -235,24 +236,7 @@ def test_a_surge_of_one_intent_raises_a_complaint_spike(pipeline: Pipeline) -> N
     start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
     def ticket(i: str, intent: str, at: datetime) -> bytes:
-        return encode(
-            RoutedTicket(
-                id=i,
-                customer_id=f"c-{i}",
-                model_version="script",
-                sentiment_model_version="s",
-                intent=intent,
-                confidence=0.9,
-                queue="cards",
-                priority=3,
-                sentiment="neutral",
-                sentiment_score=0.0,
-                low_confidence=False,
-                reasons=[],
-                sent_at=at,
-                scored_at=at,
-            )
-        )
+        return encode(routed_ticket(i, at, intent=intent))
 
     records = [
         (b"card_not_working", ticket(f"base-{m}", "card_not_working", start + timedelta(minutes=m)))

@@ -19,11 +19,12 @@ import pytest
 from kafka import KafkaProducer
 
 from models.data import load_banking77, load_twitter
-from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
+from streams.core.records import ScoredMessage, ScoredNews, encode
 from streams.edges.replay import customer_messages, news_items
 from streams.edges.topics import changelog_topic
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, RawHeaderName, TopicReader, produce_with_headers
+from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -180,24 +181,7 @@ def _scored_news(i: str, ticker: str, at: datetime, published: str | None = None
 
 
 def _ticket(i: str, intent: str) -> bytes:
-    return encode(
-        RoutedTicket(
-            id=i,
-            customer_id=f"c-{i}",
-            model_version="script",
-            sentiment_model_version="s",
-            intent=intent,
-            confidence=0.9,
-            queue="cards",
-            priority=3,
-            sentiment="neutral",
-            sentiment_score=0.0,
-            low_confidence=False,
-            reasons=[],
-            sent_at=AT,
-            scored_at=AT,
-        )
-    )
+    return encode(routed_ticket(i, AT, intent=intent))
 
 
 def test_hostile_internal_records_are_dead_letters_and_the_rest_flows(

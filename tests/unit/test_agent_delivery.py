@@ -23,7 +23,7 @@ import pytest
 
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
-from streams.core.records import RoutedTicket, ScoredMessage, ScoredNews, encode
+from streams.core.records import ScoredMessage, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
@@ -37,6 +37,7 @@ from streams.runtime.agents import (
 )
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults
 from streams.runtime.metrics import Metrics
+from tests.record_factories import routed_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -395,21 +396,8 @@ def test_the_intent_monitor_checks_the_key_and_confirms_spikes_first() -> None:
     world = _world()
 
     def ticket(n: int, at: datetime) -> FakeMessage:
-        record = RoutedTicket(
-            id=f"t{n}",
-            customer_id=f"c{n}",
-            model_version="i1",
-            sentiment_model_version="s1",
-            intent="card_not_working",
-            confidence=0.9,
-            queue="cards",
-            priority=3,
-            sentiment="neutral",
-            sentiment_score=0.0,
-            low_confidence=False,
-            reasons=[],
-            sent_at=at,
-            scored_at=at,
+        record = routed_ticket(
+            f"t{n}", at, customer_id=f"c{n}", model_version="i1", sentiment_model_version="s1"
         )
         return FakeMessage("tickets.routed", n, b"card_not_working", encode(record))
 
