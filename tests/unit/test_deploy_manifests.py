@@ -341,8 +341,10 @@ def test_the_operator_files_configmap_matches_deploy_config() -> None:
 
 
 def test_install_prometheus_script_is_idempotent_and_uses_debian_package() -> None:
-    text = (DEPLOY / "install-prometheus.sh").read_text(encoding="utf-8")
-    assert text.startswith("#!/usr/bin/env bash")
-    assert "set -euo pipefail" in text
+    script = (DEPLOY / "install-prometheus.sh").read_text(encoding="utf-8")
+    assert script.startswith("#!/usr/bin/env bash")
+    assert "set -euo pipefail" in script
+    assert '. "$(dirname "$0")/apt-install.sh"' in script  # the shared apt-get step
+    text = script + (DEPLOY / "apt-install.sh").read_text(encoding="utf-8")
     assert "command -v" in text and "apt-get install" in text and "prometheus" in text
     assert (DEPLOY / "install-prometheus.sh").stat().st_mode & 0o111
