@@ -65,11 +65,11 @@ def compose_worker(settings: Settings) -> WorkerParts:
     """
     require_shared_store(settings)
     bootstrap = resolve_bootstrap(settings)
-    ensure_topics(settings, bootstrap)
+    replication = cluster_replication(settings, bootstrap)  # once: topics and changelogs
+    ensure_topics(settings, bootstrap, replication=replication)
     registry = Registry(settings.registry_dir)
     metrics = Metrics.create()
     store = FeedbackStore.open(settings.feedback_db_url)
-    replication = cluster_replication(settings, bootstrap)
     app = build_app(settings, bootstrap, registry, metrics, store, replication)
     heartbeat = Heartbeat(settings.liveness_max_age_s)
     app.task(heartbeat.run)

@@ -93,9 +93,15 @@ LEADER_WAIT_S = 30.0
 
 
 def ensure_topics(
-    settings: Settings, bootstrap: str, *, leader_wait_s: float = LEADER_WAIT_S
+    settings: Settings,
+    bootstrap: str,
+    *,
+    replication: Replication | None = None,
+    leader_wait_s: float = LEADER_WAIT_S,
 ) -> list[str]:
     """Create every missing pipeline topic; return the names created.
+
+    ``replication`` is asked of the cluster (:func:`cluster_replication`) when not given.
 
     ``models.control`` gets one partition so every worker sees promotions in order. Input
     topics accept records up to ``max_input_message_bytes``, so an oversized record reaches
@@ -116,7 +122,7 @@ def ensure_topics(
         changelogs = {changelog_topic(settings, table) for table in TABLES}
         if not missing:
             return []
-        replication = _replication(settings, admin)
+        replication = replication or _replication(settings, admin)
         inputs = {settings.topic_news_raw, settings.topic_messages_raw, settings.topic_feedback}
         big = {"max.message.bytes": str(settings.max_input_message_bytes)}
         wanted: dict[str, dict[str, Any]] = {
