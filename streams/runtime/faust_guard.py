@@ -112,6 +112,7 @@ class _ReadOffsets(MutableMapping[Any, int | None]):
         self.pending: dict[Any, _Rewind] = {}
         self.rereading: dict[Any, int] = {}
         self.floor: dict[Any, int] = {}
+        self.refused: dict[Any, tuple[int, int]] = {}
         self.rewinds = 0
         self.gaps_accepted = 0
 
@@ -219,6 +220,24 @@ def _accept_gap(
     )
 
 
+def _refuse(read: _ReadOffsets, tp: Any, start: int, lowest: int) -> None:
+    """Say (once per situation) that a partition's commit waits for a record not yet acked.
+
+    Normal for a moment (a record in flight); the same line for long means the partition
+    no longer commits, which is worth seeing in the log rather than only as consumer lag.
+    """
+    situation = (start, lowest)
+    if read.refused.get(tp) != situation:
+        read.refused[tp] = situation
+        logger.info(
+            "%s[%s]: not committing yet: offset %s is not acknowledged (lowest acknowledged %s)",
+            tp.topic,
+            tp.partition,
+            start,
+            lowest,
+        )
+
+
 def install(*, version: str | None = None, consumer_class: type[Any] | None = None) -> None:
     """Patch faust's consumer (or ``consumer_class``, a subclass of it); refuse other releases.
 
@@ -278,6 +297,7 @@ def install(*, version: str | None = None, consumer_class: type[Any] | None = No
                 if accepted:
                     lowest = min(lowest, accepted.begin())
                 if lowest > start:
+                    _refuse(_read_offsets(self), tp, start, lowest)
                     return None
         result: int | None = original_new_offset(self, tp)
         return result
