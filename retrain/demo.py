@@ -201,4 +201,4 @@ def run_demo(
         "data": result.data,
     }
     (work_dir / "demo-result.json").write_text(json.dumps(summary, indent=2), "utf-8")
-    return 0 if result.status in ("promoted", "refused") else 1
+    return 0 if result.status in ("promoted", "refused", "held") else 1

@@ -19,11 +19,11 @@ from typing import Any
 
 from models.data import SPLIT_SEED, stratified_sample, task_split
 from models.exceptions import ModelsError
+from models.lora import check_method
 from models.pipeline import default_config, train_and_register
 from models.registry import Registry
 from retrain.dataset import (
     DATASET_SEED,
-    RECENT_FRACTION,
     REPLAY_RATIO,
     build_dataset,
     feedback_data,
@@ -31,7 +31,8 @@ from retrain.dataset import (
 )
 from retrain.evaluation import evaluate_version
 from retrain.exceptions import RetrainError
-from retrain.gate import DEFAULT_TOLERANCE, EvalResult, GateDecision, decide
+from retrain.gate import DEFAULT_TOLERANCE, EvalResult, GateDecision, GatePolicy, decide
+from retrain.holdout import HOLDOUT_CAP, HOLDOUT_FILE, HOLDOUT_FRACTION, FeedbackHoldout
 from retrain.store import FeedbackStore
 
 logger = logging.getLogger(__name__)
@@ -42,13 +43,16 @@ Publish = Callable[[str, str, str], None]
 # Incremental fine-tuning from a trained checkpoint: fewer epochs and a gentler encoder
 # learning rate than training from the pretrained encoder (measured with retrain.demo).
 RETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 2, "lr": 3e-5, "head_lr": 1e-3, "max_length": 64}
+# LoRA trains ~1.5 % of the weights (rank 8 on every linear layer of the encoder): the
+# adapters need a larger learning rate than the full weights (measured with retrain.compare).
+LORA_RETRAIN_DEFAULTS: dict[str, Any] = {"lr": 5e-4}
 MIN_NEW_LABELS = 100
 MAX_FEEDBACK_ROWS = 20_000
 
 
 @dataclass(frozen=True)
 class RetrainReport:
-    """What one retrain run did (skipped, failed, refused or promoted) and its numbers."""
+    """What one retrain run did (skipped, failed, refused, held or promoted) and its numbers."""
 
     task: str
     status: str
@@ -63,6 +67,7 @@ class RetrainReport:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     announced: bool | None = None
+    method: str = "full"
 
 
 def run_retrain(
@@ -72,8 +77,10 @@ def run_retrain(
     data_dir: Path,
     store: FeedbackStore,
     config_overrides: Mapping[str, Any] | None = None,
+    method: str = "full",
     replay_ratio: float = REPLAY_RATIO,
-    recent_fraction: float = RECENT_FRACTION,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    holdout_cap: int = HOLDOUT_CAP,
     tolerance: float = DEFAULT_TOLERANCE,
     min_new_labels: int = MIN_NEW_LABELS,
     max_feedback_rows: int | None = MAX_FEEDBACK_ROWS,
@@ -84,16 +91,23 @@ def run_retrain(
     force: bool = False,
     publish: Publish | None = None,
     show_progress: bool = True,
+    policy: GatePolicy | None = None,
 ) -> RetrainReport:
     """Run one retrain of ``task``; never raises for a refusal, a skip or a failed training.
 
+    ``method`` is ``full`` or ``lora`` (adapters merged before the export).
     ``config_overrides`` replace fields of the task's training config on top of
-    :data:`RETRAIN_DEFAULTS`. ``heldout_limit`` scores a fixed sample of the held-out
+    :data:`RETRAIN_DEFAULTS` (and :data:`LORA_RETRAIN_DEFAULTS` for LoRA). The gate
+    judges on the recorded feedback held-out slice (``retrain.holdout``: a text joins it
+    with probability ``holdout_fraction`` until it holds ``holdout_cap`` texts); every
+    other new label is trained on. ``heldout_limit`` scores a fixed sample of the held-out
     split (tests); ``min_int8_agreement`` relaxes the export check for briefly trained
     models (None: the pipeline's bar). Without ``force`` a run with no label newer than
-    the last run's is skipped. Raises :class:`RetrainError` when the task has no production version.
+    the last run's is skipped. ``policy`` (significance level, minimum slice, tolerance)
+    supersedes ``tolerance``. Raises :class:`RetrainError` when the task has no production version.
     """
     started = time.monotonic()
+    check_method(method)
     registry = Registry(registry_root)
     champion = registry.production(task)
     if champion is None:
@@ -123,16 +137,25 @@ def run_retrain(
     if len(feedback) < max(4, min_new_labels // 2):  # most were duplicates or bad labels
         why = f"only {len(feedback)} usable label(s) of {len(rows)} new (dropped: {dropped})"
         return _skip(task, champion, started, why)
+    holdout = FeedbackHoldout.load(
+        registry.task_dir(task) / HOLDOUT_FILE, fraction=holdout_fraction, cap=holdout_cap
+    )
+    earlier, _ = feedback_data(
+        store.training_rows(task, 0, since, limit=max_feedback_rows) if since > 0 else [],
+        original_train.label_names,
+    )
     dataset = build_dataset(
         feedback,
         original_train,
-        recent_fraction=recent_fraction,
         replay_ratio=replay_ratio,
         seed=seed,
         dropped=dropped,
+        holdout=holdout,
+        earlier=earlier,
     )
+    holdout.save()  # chosen once: later runs judge on the same texts
     store.mark_attempt(task, until)
-    config = default_config(task, **{**RETRAIN_DEFAULTS, **(config_overrides or {})})
+    config = default_config(task, **_config_values(method, config_overrides))
     logger.info("retraining %s from %s on feedback ids %s..%s", task, champion, first, until)
     agreement = {} if min_int8_agreement is None else {"min_int8_agreement": min_int8_agreement}
     with tempfile.TemporaryDirectory(prefix=f"retrain-{task}-") as tmp:
@@ -172,7 +195,7 @@ def run_retrain(
     cand = evaluate_version(
         registry, task, candidate, dataset.recent, heldout, threads=eval_threads
     )
-    decision = decide(cand, champ, tolerance)
+    decision = decide(cand, champ, tolerance, policy=policy)
     registry.record_decision(
         task,
         candidate,
@@ -184,11 +207,18 @@ def run_retrain(
             "feedback_ids": [first, until],
             "data": dataset.summary(),
             "config": config.as_dict(),
+            "method": config.method,
             "train_seconds": train_seconds,
         },
     )
-    verdict = "promote" if decision.promote else "refuse"
-    logger.info("gate: %s %s/%s over %s: %s", verdict, task, candidate, champion, decision.reasons)
+    logger.info(
+        "gate: %s/%s over %s: %s; %s",
+        task,
+        candidate,
+        champion,
+        decision.summary(),
+        decision.reasons,
+    )
     announced: bool | None = None
     if decision.promote:
         registry.promote(task, candidate, reason=_promotion_reason(decision))
@@ -196,12 +226,16 @@ def run_retrain(
         message = f"promoted {candidate} over {champion}"
         if announced is False:
             message += " (NOT announced to the workers: see the log; they load it on restart)"
+    elif decision.outcome == "not_enough_evidence":
+        held = [r for r in decision.reasons if r.startswith("NOT ENOUGH")]
+        message = f"held back {candidate} (not enough evidence); {champion} stays in production: "
+        message += "; ".join(held)
     else:
         failed = [r for r in decision.reasons if r.startswith("FAILED")]
         message = f"refused {candidate}; {champion} stays in production: " + "; ".join(failed)
     return RetrainReport(
         task=task,
-        status="promoted" if decision.promote else "refused",
+        status={"promote": "promoted", "refuse": "refused"}.get(decision.outcome, "held"),
         message=message,
         champion=champion,
         candidate=candidate,
@@ -213,7 +247,17 @@ def run_retrain(
         train_seconds=train_seconds,
         wall_seconds=round(time.monotonic() - started, 1),
         announced=announced,
+        method=config.method,
     )
+
+
+def _config_values(method: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Training-config fields of a retrain: retrain defaults, LoRA's, then the caller's."""
+    values = {**RETRAIN_DEFAULTS, "method": check_method(method)}
+    if method == "lora":
+        values.update(LORA_RETRAIN_DEFAULTS)
+    values.update(overrides or {})
+    return values
 
 
 def _skip(task: str, champion: str, started: float, why: str) -> RetrainReport:
@@ -232,7 +276,8 @@ def _promotion_reason(decision: GateDecision) -> str:
     return (
         f"retrain gate: recent accuracy {n['candidate_recent_accuracy']:.4f} vs "
         f"{n['champion_recent_accuracy']:.4f}, held-out accuracy "
-        f"{n['candidate_heldout_accuracy']:.4f} vs {n['champion_heldout_accuracy']:.4f}"
+        f"{n['candidate_heldout_accuracy']:.4f} vs {n['champion_heldout_accuracy']:.4f}; "
+        f"{decision.summary()}"
     )
 
 

@@ -114,6 +114,33 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(
         default=0.01, ge=0, le=1, description="Held-out accuracy a candidate may lose."
     )
+    gate_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Gate significance level: a gain must have McNemar p below it; intervals "
+        "are 1 - alpha.",
+    )
+    gate_min_slice: int = Field(
+        default=100,
+        ge=1,
+        description="Fewest recent-feedback items the gate judges on; fewer: not enough evidence.",
+    )
+    drift_window: int = Field(
+        default=1000,
+        ge=50,
+        description="Latest scored items per task a worker compares with the drift reference.",
+    )
+    drift_min_items: int = Field(
+        default=200,
+        ge=10,
+        description="Items the drift window needs before a drift score is reported.",
+    )
+    drift_psi_threshold: float = Field(
+        default=0.25,
+        gt=0,
+        description="Drift score (largest PSI) that the alert and the retrain trigger act on.",
+    )
     feedback_retention_days: int = Field(
         default=90, ge=1, description="Feedback texts are blanked after this many days."
     )

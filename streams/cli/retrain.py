@@ -15,6 +15,8 @@ from rich.table import Table
 
 from models.data import TASKS, task_labels
 from retrain.exceptions import RetrainError
+from retrain.gate import METRIC_LABELS as GATE_METRIC_LABELS
+from retrain.gate import GatePolicy
 from retrain.store import FeedbackStore
 from streams.cli.errors import one_line_errors
 from streams.errors import ConfigurationError
@@ -61,7 +63,7 @@ def _serve_metrics(settings: Settings, tasks: list[str]) -> Metrics:
     for task in tasks:
         for outcome in RUN_OUTCOMES:
             metrics.retrain_runs.labels(task, outcome)
-        for decision in ("promoted", "rejected"):
+        for decision in GATE_METRIC_LABELS.values():
             metrics.gate_decisions.labels(task, decision)
     host, port = settings.metrics_host, settings.scheduler_metrics_port
     try:
@@ -85,8 +87,7 @@ def _observe(metrics: Metrics, report: RetrainReport) -> None:
     if report.status != "skipped":
         metrics.retrain_seconds.labels(report.task).observe(report.wall_seconds)
     if report.decision is not None:
-        decision = "promoted" if report.decision.promote else "rejected"
-        metrics.gate_decisions.labels(report.task, decision).inc()
+        metrics.record_gate(report.task, report.decision.metric_label, report.decision.intervals)
 
 
 def print_report(report: RetrainReport, out: Console) -> None:
@@ -221,6 +222,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 config_overrides={k: v for k, v in overrides.items() if v is not None},
                 replay_ratio=_or(replay_ratio, settings.retrain_replay_ratio),
                 tolerance=_or(tolerance, settings.gate_tolerance),
+                policy=gate_policy(settings, tolerance),
                 min_new_labels=_or(min_new_labels, settings.retrain_min_new_labels),
                 force=force,
                 publish=make_publisher(settings) if publish else None,
@@ -269,6 +271,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         store=store,
                         replay_ratio=settings.retrain_replay_ratio,
                         tolerance=settings.gate_tolerance,
+                        policy=gate_policy(settings),
                         min_new_labels=threshold or settings.retrain_min_new_labels,
                         publish=publisher,
                         show_progress=False,
@@ -304,6 +307,15 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         except KeyboardInterrupt:
             console.print("stopping: a retrain in progress finishes first (Ctrl-C again aborts)")
             runner.shutdown(wait=True)
+
+
+def gate_policy(settings: Settings, tolerance: float | None = None) -> GatePolicy:
+    """The gate's policy from the settings (``--tolerance`` overrides the held-out one)."""
+    return GatePolicy(
+        tolerance=_or(tolerance, settings.gate_tolerance),
+        alpha=settings.gate_alpha,
+        min_slice=settings.gate_min_slice,
+    )
 
 
 def _or(value: Any, default: Any) -> Any:

@@ -7,8 +7,9 @@ customer id or text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -18,6 +19,11 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 RETRAIN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 2400, 3600)
 
+
+GATE_BOUNDS = ("low", "estimate", "high")
+"""The ``bound`` label of ``gate_interval``: the interval of candidate - champion."""
+DRIFT_FEATURES = ("label", "confidence", "length", "oov")
+"""The ``feature`` label of ``drift_psi`` (streams.core.drift)."""
 
 MONITORS = ("ticker-monitor", "intent-monitor")
 """The agents that keep windows (the ``agent`` label of ``late_items``)."""
@@ -46,6 +52,11 @@ class Metrics:
     retrain_runs: Counter
     retrain_seconds: Histogram
     gate_decisions: Counter
+    gate_interval: Gauge
+    gate_p_value: Gauge
+    drift_psi: Gauge
+    drift_score: Gauge
+    drift_window_items: Gauge
     feedback: Counter
     online_correct: Counter
     online_total: Counter
@@ -84,6 +95,27 @@ class Metrics:
             for topic in topics:
                 self.records_dlq.labels(topic, reason)
         self.build_info.info({"version": version})
+
+    def record_gate(self, task: str, decision: str, intervals: Mapping[str, Any]) -> None:
+        """Count a gate decision and publish its intervals (candidate - champion, fractions)
+        and the McNemar p-value of the recent slice."""
+        self.gate_decisions.labels(task, decision).inc()
+        for metric, interval in intervals.items():
+            for bound in GATE_BOUNDS:
+                if bound in interval:
+                    self.gate_interval.labels(task, metric, bound).set(float(interval[bound]))
+        recent = intervals.get("recent_accuracy")
+        if recent and "p_value" in recent:
+            self.gate_p_value.labels(task).set(float(recent["p_value"]))
+
+    def record_drift(
+        self, task: str, psi: Mapping[str, float], score: float, window_items: int
+    ) -> None:
+        """Publish one task's drift: PSI per feature, the score (largest PSI), window size."""
+        for feature, value in psi.items():
+            self.drift_psi.labels(task, feature).set(value)
+        self.drift_score.labels(task).set(score)
+        self.drift_window_items.labels(task).set(window_items)
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -179,6 +211,36 @@ class Metrics:
             ),
             gate_decisions=Counter(
                 f"{p}_gate_decisions", "Gate decisions.", ["task", "decision"], registry=r
+            ),
+            gate_interval=Gauge(
+                f"{p}_gate_interval",
+                "Last gate decision: candidate minus champion (fraction), interval bound.",
+                ["task", "metric", "bound"],
+                registry=r,
+            ),
+            gate_p_value=Gauge(
+                f"{p}_gate_p_value",
+                "Last gate decision: McNemar mid-p of the recent-feedback accuracy difference.",
+                ["task"],
+                registry=r,
+            ),
+            drift_psi=Gauge(
+                f"{p}_drift_psi",
+                "Population stability index of a feature: drift window vs training reference.",
+                ["task", "feature"],
+                registry=r,
+            ),
+            drift_score=Gauge(
+                f"{p}_drift_score",
+                "Largest drift PSI of a task over its features (0.1 moderate, 0.25 major).",
+                ["task"],
+                registry=r,
+            ),
+            drift_window_items=Gauge(
+                f"{p}_drift_window_items",
+                "Scored items in a task's drift window.",
+                ["task"],
+                registry=r,
             ),
             feedback=Counter(
                 f"{p}_feedback_received", "Feedback labels stored.", ["task"], registry=r
