@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(
         default=0.05, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
     )
+    route_in_scorer: bool = Field(
+        default=True,
+        description=(
+            "Route customer messages keyed by their customer id inside the message scorer's"
+            " batch; false: every scored message goes through messages.scored and the router."
+        ),
+    )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of created topics.")
     app_id: str = Field(default="streamsense", description="Faust app id (consumer group).")
     inference_threads: int = Field(
@@ -158,6 +165,26 @@ class Settings(BaseSettings):
         default=10.0,
         ge=6.0,
         description="Consumer-group session timeout: how soon a dead worker's partitions move.",
+    )
+    poison_deaths: int = Field(
+        default=3,
+        ge=2,
+        description="Under `worker --supervise`: deaths with a record in flight alone after "
+        "which that record is quarantined (dead-lettered instead of scored).",
+    )
+    in_flight_dir: Path | None = Field(
+        default=None,
+        description="Set by `worker --supervise`: where the worker notes its in-flight records.",
+    )
+    quarantine_file: Path | None = Field(
+        default=None,
+        description="Set by `worker --supervise`: suspects and quarantined records.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest clean shutdown after SIGTERM/SIGINT; past it the worker exits "
+        "without committing (what it had not committed is redelivered).",
     )
     alert_drop_threshold: float = Field(
         default=-0.5,

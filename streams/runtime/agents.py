@@ -1,9 +1,11 @@
-"""The Faust agents: thin wiring from topics to the pure cores and back to topics.
+"""The Faust agents' shared wiring, and the news scorer.
 
-Scorers take micro-batches with ``noack_take`` and acknowledge each batch only after
-every output (and dead letter) of it is confirmed by the broker. Monitors and the router
-take one record at a time and keep their state in Faust tables keyed like their input; they
-write that state only after the outputs it would suppress (alerts) are confirmed.
+Every agent takes micro-batches with ``noack_take`` and acknowledges a batch only after
+every output (and dead letter) of it is confirmed by the broker, in one confirm per batch.
+The stateful agents (message scorer and router: :mod:`streams.runtime.messages`; monitors:
+:mod:`streams.runtime.monitors`) keep their state in Faust tables keyed like their input and
+write the batch's rows only after the outputs those rows would suppress are confirmed
+(:mod:`streams.runtime.tables`).
 
 Every consumed record's key, headers and value are untrusted bytes. Each agent splits its
 work into pure steps over the record (decode, validate, read the table row, compute,
@@ -29,41 +31,17 @@ from pydantic import BaseModel
 
 from models.prediction import Prediction
 from models.runtime import Classifier
-from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
-from streams.core.intent_monitor import is_late as intent_is_late
+from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
-from streams.core.records import (
-    Alert,
-    CustomerMessage,
-    NewsItem,
-    RoutedTicket,
-    ScoredMessage,
-    ScoredNews,
-    check_key,
-    encode,
-)
-from streams.core.routing import CustomerHistory, RoutingTable
-from streams.core.scoring import DEFAULT_MAX_TICKERS, news_text, score_message, score_news_item
-from streams.core.ticker_monitor import (
-    NewsEvent,
-    TickerParams,
-    TickerState,
-    ticker_of,
-    update_ticker,
-)
-from streams.core.ticker_monitor import is_late as ticker_is_late
+from streams.core.records import NewsItem, ScoredNews, encode
+from streams.core.routing import RoutingTable
+from streams.core.scoring import DEFAULT_MAX_TICKERS, news_text, score_news_item
+from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
-from streams.core.ticketing import route_and_recommend
 from streams.errors import InvalidRecordError
 from streams.runtime.delivery import Outbox, send_dead_letter
-from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults, changelog_flush
-from streams.runtime.intake import (
-    attempt,
-    drop_unreadable_row,
-    read_record,
-    read_state,
-    reject,
-)
+from streams.runtime.faults import Faults
+from streams.runtime.intake import attempt, read_record
 from streams.runtime.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -129,13 +107,16 @@ class Collaborators:
     max_tickers: int = DEFAULT_MAX_TICKERS
     faults: Faults = field(default_factory=Faults)
     """Test-only fault points (none armed in production)."""
+    route_in_scorer: bool = True
+    """Route customer messages keyed by their customer id inside the scorer's batch
+    (otherwise every scored message goes through ``messages.scored`` and the router)."""
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _decode_batch(
+async def decode_batch(
     events: Sequence[Any], model: type[T], outbox: Outbox, dlq: Any, max_bytes: int
 ) -> list[tuple[Any, T]]:
     """The valid records of a batch; every invalid one is queued as a dead letter."""
@@ -159,14 +140,14 @@ async def _predict(c: Collaborators, classifier: Classifier, texts: list[str]) -
     return preds
 
 
-def _latency(c: Collaborators, topic: str, event_time: datetime) -> None:
+def observe_latency(c: Collaborators, topic: str, event_time: datetime) -> None:
     """Observe the time from an output's event time to now (it was just confirmed)."""
     c.metrics.end_to_end_seconds.labels(topic).observe(
-        max(0.0, (_now() - event_time).total_seconds())
+        max(0.0, (utcnow() - event_time).total_seconds())
     )
 
 
-async def _score(
+async def score_batch(
     c: Collaborators,
     classifiers: Sequence[Classifier],
     pairs: list[tuple[Any, T]],
@@ -233,34 +214,19 @@ def batched(
     return agent
 
 
-def single(name: str, c: Collaborators, handle: Callable[[Any], Awaitable[None]]) -> Agent:
-    """An agent that hands records one at a time to ``handle`` and acks each after it."""
-
-    async def agent(stream: Any) -> None:
-        noack = stream.noack()
-        async for event in noack.events():
-            c.metrics.records_in.labels(event.message.topic).inc()
-            try:
-                await handle(event)
-            except Exception as exc:
-                fatal(name, exc)
-            await noack.ack(event)
-
-    agent.__name__ = agent.__qualname__ = name.replace("-", "_")
-    return agent
-
-
 def make_news_scorer(c: Collaborators) -> Agent:
     """news.raw → news.scored (one record per item and ticker, key ticker)."""
     t = c.topics
 
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
-        pairs = await _decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
+        pairs = await decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
         if pairs:
             classifier = c.sentiment.classifier
-            pairs, (preds,) = await _score(c, [classifier], pairs, news_text, outbox, t.news_dlq)
-            now = _now()
+            pairs, (preds,) = await score_batch(
+                c, [classifier], pairs, news_text, outbox, t.news_dlq
+            )
+            now = utcnow()
             scored: list[ScoredNews] = []
             for (event, item), pred in zip(pairs, preds, strict=True):
                 try:
@@ -283,181 +249,7 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 scored.append(record)
             await outbox.confirm()
             for record in scored:
-                _latency(c, t.news_scored.get_topic_name(), record.published_at)
+                observe_latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()
 
     return batched("news-scorer", c, handle)
-
-
-def make_message_scorer(c: Collaborators) -> Agent:
-    """messages.raw → messages.scored (intent and sentiment, key customer id)."""
-    t = c.topics
-
-    def text_of(msg: CustomerMessage) -> str:
-        return msg.text
-
-    async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox(c.metrics)
-        pairs = await _decode_batch(
-            events, CustomerMessage, outbox, t.messages_dlq, c.max_record_bytes
-        )
-        if pairs:
-            intent_model, sentiment_model = c.intent.classifier, c.sentiment.classifier
-            pairs, (intents, sentiments) = await _score(
-                c, [intent_model, sentiment_model], pairs, text_of, outbox, t.messages_dlq
-            )
-            now = _now()
-            for (event, msg), intent, sentiment in zip(pairs, intents, sentiments, strict=True):
-                try:
-                    record = attempt(
-                        "score",
-                        score_message,
-                        msg,
-                        intent,
-                        sentiment,
-                        intent_version=intent_model.version,
-                        sentiment_version=sentiment_model.version,
-                        now=now,
-                    )
-                    value = attempt("encode", encode, record)
-                except InvalidRecordError as exc:
-                    await send_dead_letter(outbox, t.messages_dlq, event.message, exc)
-                    continue
-                await outbox.send(t.messages_scored, record.customer_id.encode(), value)
-        await outbox.confirm()
-
-    return batched("message-scorer", c, handle)
-
-
-def make_router(c: Collaborators, history: Any) -> Agent:
-    """messages.scored (key customer) → tickets.routed (key intent) and recommendations.
-
-    The customer's history is written only after the ticket and recommendation are
-    confirmed (a redelivered message is recognised by its id and not counted twice).
-    """
-    t = c.topics
-
-    async def handle(event: Any) -> None:
-        outbox = Outbox(c.metrics)
-        message = event.message
-        customer: str | None = None
-        try:
-            scored = read_record(message, ScoredMessage, c.max_record_bytes)
-            attempt("key", check_key, message.key, scored.customer_id, "customer id")
-            customer = scored.customer_id
-            raw = history.get(customer)  # I/O: not the record's fault if it fails
-            past = read_state(CustomerHistory.from_dict, raw, "customer-history")
-            outcome = attempt(
-                "route",
-                route_and_recommend,
-                scored,
-                past or CustomerHistory(),
-                c.routing,
-                c.actions,
-                now=_now(),
-            )
-            ticket = attempt("encode", encode, outcome.ticket)
-            recommendation = attempt("encode", encode, outcome.recommendation)
-        except InvalidRecordError as exc:
-            await reject(outbox, t.messages_scored_dlq, message, exc)
-            drop_unreadable_row(history, customer, exc)
-            return
-        await outbox.send(t.tickets_routed, outcome.ticket.intent.encode(), ticket)
-        await outbox.send(t.recommendations, customer.encode(), recommendation)
-        await outbox.confirm()
-        history[customer] = outcome.history.to_dict()
-        _latency(c, t.tickets_routed.get_topic_name(), scored.sent_at)
-
-    return single("router", c, handle)
-
-
-async def _alert_then_store(
-    c: Collaborators,
-    outbox: Outbox,
-    states: Any,
-    key: str,
-    alerts: Sequence[Alert],
-    values: Sequence[bytes],
-    row: dict[str, Any],
-) -> None:
-    """Send a monitor's alerts, wait for the broker, and only then write the state that
-    would suppress them on a redelivery (a crash in between costs a duplicate alert)."""
-    for value in values:
-        await outbox.send(c.topics.alerts, key.encode(), value)
-    await outbox.confirm()
-    for alert in alerts:
-        c.metrics.alerts.labels(alert.kind).inc()
-    states[key] = row
-    if alerts and c.faults.point:
-        await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(states))
-
-
-def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
-    """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts.
-
-    The alerts a record raises are confirmed before the ticker's new state (which holds the
-    record's id and the cooldown that would suppress them on a redelivery) is written.
-    """
-    t = c.topics
-
-    async def handle(event: Any) -> None:
-        outbox = Outbox(c.metrics)
-        message = event.message
-        ticker: str | None = None
-        try:
-            scored = read_record(message, ScoredNews, c.max_record_bytes)
-            ticker = attempt("key", ticker_of, message.key, scored)
-            if ticker is None:
-                return  # about no ticker: nothing to monitor
-            raw = states.get(ticker)  # I/O: not the record's fault if it fails
-            state = read_state(TickerState.from_dict, raw, "ticker-state")
-            news = attempt("event", NewsEvent.from_scored, scored, ticker)
-            if ticker_is_late(state, news, c.ticker_params):
-                c.metrics.late_items.labels("ticker-monitor").inc()
-            new_state, alerts = attempt(
-                "update_ticker", update_ticker, state, news, c.ticker_params, now=_now()
-            )
-            values = [attempt("encode", encode, alert) for alert in alerts]
-            row = new_state.to_dict()
-        except InvalidRecordError as exc:
-            await reject(outbox, t.news_scored_dlq, message, exc)
-            drop_unreadable_row(states, ticker, exc)
-            return
-        await _alert_then_store(c, outbox, states, ticker, alerts, values, row)
-
-    return single("ticker-monitor", c, handle)
-
-
-def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
-    """tickets.routed (key intent) → complaint-spike alerts.
-
-    A spike alert is confirmed before the intent's new state (which holds the message id
-    and the cooldown that would suppress the alert on a redelivery) is written.
-    """
-    t = c.topics
-
-    async def handle(event: Any) -> None:
-        outbox = Outbox(c.metrics)
-        message = event.message
-        intent: str | None = None
-        try:
-            ticket = read_record(message, RoutedTicket, c.max_record_bytes)
-            attempt("key", check_key, message.key, ticket.intent, "intent")
-            intent = ticket.intent
-            raw = states.get(intent)  # I/O: not the record's fault if it fails
-            state = read_state(IntentState.from_dict, raw, "intent-state")
-            routed = attempt("event", IntentEvent.from_ticket, ticket)
-            if intent_is_late(state, routed, c.intent_params):
-                c.metrics.late_items.labels("intent-monitor").inc()
-            new_state, alerts = attempt(
-                "update_intent", update_intent, state, routed, c.intent_params, now=_now()
-            )
-            values = [attempt("encode", encode, alert) for alert in alerts]
-            row = new_state.to_dict()
-        except InvalidRecordError as exc:
-            await reject(outbox, t.tickets_routed_dlq, message, exc)
-            drop_unreadable_row(states, intent, exc)
-            return
-        await _alert_then_store(c, outbox, states, intent, alerts, values, row)
-
-    return single("intent-monitor", c, handle)

@@ -25,19 +25,12 @@ from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
 from streams.edges.topics import TABLES, Replication
 from streams.runtime import faust_guard, record_guard
-from streams.runtime.agents import (
-    Collaborators,
-    ModelSlot,
-    Topics,
-    make_intent_monitor,
-    make_message_scorer,
-    make_news_scorer,
-    make_router,
-    make_ticker_monitor,
-)
+from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
 from streams.runtime.faults import Faults
 from streams.runtime.lag import LagReporter
+from streams.runtime.messages import make_message_scorer, make_router
 from streams.runtime.metrics import Metrics
+from streams.runtime.monitor_agents import make_intent_monitor, make_ticker_monitor
 from streams.runtime.sinks import make_feedback_sink, make_prediction_sink
 from streams.runtime.swapper import ModelSwapper
 from streams.settings import Settings
@@ -172,6 +165,7 @@ def build_app(
         store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
         max_tickers=settings.max_tickers_per_item,
         faults=Faults(settings.fault_injection),
+        route_in_scorer=settings.route_in_scorer,
     )
     partitions = settings.topic_partitions
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec
@@ -185,7 +179,7 @@ def build_app(
         app.agent(topic, name=name, concurrency=1)(fn)
 
     agent(topics.news_raw, "news-scorer", make_news_scorer(collab))
-    agent(topics.messages_raw, "message-scorer", make_message_scorer(collab))
+    agent(topics.messages_raw, "message-scorer", make_message_scorer(collab, history))
     agent(topics.messages_scored, "router", make_router(collab, history))
     agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
     agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from streams.core.records import check_header_names, decode
 from streams.errors import InvalidRecordError
-from streams.runtime.delivery import Outbox, record_error, send_dead_letter
+from streams.runtime.delivery import record_error
 
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
@@ -64,15 +64,3 @@ def read_state(parse: Callable[[Any], S], raw: Any, table: str) -> S | None:
             f"{table}: the row for this record's key cannot be read ({type(exc).__name__}); "
             "the row is dropped",
         ) from None
-
-
-async def reject(outbox: Outbox, dlq: Any, message: Any, error: InvalidRecordError) -> None:
-    """Dead-letter ``message`` and wait for the broker to confirm it."""
-    await send_dead_letter(outbox, dlq, message, error)
-    await outbox.confirm()
-
-
-def drop_unreadable_row(table: Any, key: str | None, error: InvalidRecordError) -> None:
-    """Delete a row that cannot be read, so the key's next record starts afresh."""
-    if error.reason == INVALID_STATE and key is not None and key in table:
-        del table[key]

@@ -1,5 +1,6 @@
-"""The single-record agents against in-memory topics and tables: what is sent, confirmed,
-written and acknowledged, in which order, for good records, hostile ones and failures.
+"""The stateful agents against in-memory topics and tables: what is sent, confirmed,
+written and acknowledged, in which order, for good records, hostile ones and failures, one
+record per batch and in micro-batches.
 
 No broker: the fakes record every step, so the delivery rules (an alert is confirmed before
 the state that suppresses it is written; a dead letter is confirmed before its offset is
@@ -14,6 +15,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,22 +23,19 @@ from typing import Any
 
 import pytest
 
+from models.prediction import Prediction
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
-from streams.core.records import ScoredMessage, ScoredNews, encode
+from streams.core.records import CustomerMessage, ScoredMessage, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
-from streams.runtime import agents, faults
-from streams.runtime.agents import (
-    Collaborators,
-    Topics,
-    make_intent_monitor,
-    make_router,
-    make_ticker_monitor,
-)
+from streams.runtime import agents, faults, messages
+from streams.runtime.agents import Collaborators, ModelSlot, Topics
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults
+from streams.runtime.messages import make_message_scorer, make_router
 from streams.runtime.metrics import Metrics
+from streams.runtime.monitor_agents import make_intent_monitor, make_ticker_monitor
 from tests.record_factories import routed_ticket
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "config"
@@ -125,12 +124,9 @@ class FakeStream:
         self._events = events
         self.log = log
 
-    def noack(self) -> FakeStream:
-        return self
-
-    async def events(self) -> AsyncIterator[FakeEvent]:
-        for event in self._events:
-            yield event
+    async def noack_take(self, max_: int, within: float) -> AsyncIterator[list[FakeEvent]]:
+        for start in range(0, len(self._events), max_):
+            yield self._events[start : start + max_]
 
     async def ack(self, event: FakeEvent) -> None:
         self.log.append(("ack", str(event.message.offset)))
@@ -155,7 +151,7 @@ class World:
     dlq_values: list[bytes] = field(default_factory=list)
 
 
-def _world(faults_point: faults.FaultPoint = "") -> World:
+def _world(faults_point: faults.FaultPoint = "", batch_size: int = 1) -> World:
     log: Log = []
     names = [
         "news_raw",
@@ -196,7 +192,7 @@ def _world(faults_point: faults.FaultPoint = "") -> World:
         ticker_params=TickerParams(),
         intent_params=IntentParams(),
         max_record_bytes=1_000_000,
-        batch_size=16,
+        batch_size=batch_size,
         batch_max_wait_s=0.05,
         metrics=Metrics.create(),
         store_executor=None,  # type: ignore[arg-type]
@@ -383,7 +379,7 @@ def test_an_unexpected_error_in_a_pure_step_is_a_processing_error(
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("a message that may quote the content: my card 4111")
 
-    monkeypatch.setattr(agents, "route_and_recommend", broken)
+    monkeypatch.setattr(messages, "route_and_recommend", broken)
     world = _world()
     world.run(make_router(world.collab, world.table), [_scored_message(0)])
     [letter] = world.letters()
@@ -411,3 +407,92 @@ def test_the_intent_monitor_checks_the_key_and_confirms_spikes_first() -> None:
     assert world.sent("alerts") == 1
     alert = world.log.index(("confirmed", "alerts"))
     assert world.log[alert + 1] == ("write", "card_not_working")
+
+
+def test_a_batch_confirms_every_alert_once_before_it_writes_any_row() -> None:
+    world = _world(batch_size=16)
+    both = [
+        *_burst(),
+        *[_news(10 + n, -0.95, T0 + timedelta(seconds=30 * n), "ACME") for n in range(5)],
+    ]
+    world.run(make_ticker_monitor(world.collab, world.table), both)
+    assert world.sent("alerts") == 2
+    writes = [i for i, e in enumerate(world.log) if e[0] == "write"]
+    confirms = [i for i, e in enumerate(world.log) if e[0] == "confirmed"]
+    acks = [i for i, e in enumerate(world.log) if e[0] == "ack"]
+    assert len(writes) == 2 and len(acks) == 10  # one row per ticker, one ack per record
+    assert max(confirms) < min(writes) and max(writes) < min(acks)
+
+
+def test_a_batch_gives_the_same_alerts_and_rows_as_one_record_at_a_time() -> None:
+    records = [
+        _news(n, -0.95 if n % 3 else 0.4, T0 + timedelta(seconds=20 * n), ("NOKIA", "ACME")[n % 2])
+        for n in range(24)
+    ]
+    one, batch = _world(batch_size=1), _world(batch_size=16)
+    one.run(make_ticker_monitor(one.collab, one.table), records)
+    batch.run(make_ticker_monitor(batch.collab, batch.table), records)
+    assert one.sent("alerts") == batch.sent("alerts") >= 1
+    assert dict(one.table) == dict(batch.table)
+
+
+def test_an_unreadable_row_in_a_batch_is_dropped_and_the_key_starts_afresh() -> None:
+    world = _world(batch_size=16)
+    dict.__setitem__(world.table, "NOKIA", {"subject": "NOKIA", "items": "old format"})
+    world.run(make_ticker_monitor(world.collab, world.table), _burst(2))
+    [letter] = world.letters()
+    assert letter["reason"] == "invalid_state" and letter["offset"] == 0
+    assert [e for e in world.log if e[0] in ("write", "delete")] == [("write", "NOKIA")]
+    assert [item[0] for item in world.table["NOKIA"]["items"]] == ["n1"]
+
+
+@dataclass
+class FakeClassifier:
+    task: str
+    label: str
+    version: str = "v1"
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        other = "neutral" if self.label != "neutral" else "positive"
+        return [Prediction(self.label, {self.label: 0.9, other: 0.1}) for _ in texts]
+
+
+def _raw_message(n: int, customer: str, key: bytes | None) -> FakeMessage:
+    record = CustomerMessage(
+        id=f"m{n}", sent_at=T0, customer_id=customer, channel="chat", text="hi"
+    )
+    return FakeMessage("messages.raw", n, key, encode(record), partition=n % 4)
+
+
+def _scorer_world(route_in_scorer: bool) -> World:
+    world = _world(batch_size=16)
+    world.collab.intent = ModelSlot(FakeClassifier("intent", "card_arrival"))  # type: ignore[arg-type]
+    world.collab.sentiment = ModelSlot(FakeClassifier("sentiment", "negative"))  # type: ignore[arg-type]
+    world.collab.route_in_scorer = route_in_scorer
+    return world
+
+
+def test_the_message_scorer_routes_messages_keyed_by_their_customer_in_its_batch() -> None:
+    world = _scorer_world(route_in_scorer=True)
+    batch = [_raw_message(n, f"c{n % 2}", f"c{n % 2}".encode()) for n in range(4)]
+    batch.append(_raw_message(4, "c9", b"not-the-customer"))  # repartitioned via the router
+    with ThreadPoolExecutor(1) as executor:
+        world.collab.executor = executor
+        world.run(make_message_scorer(world.collab, world.table), batch)
+    assert world.sent("tickets_routed") == world.sent("recommendations") == 4
+    assert world.sent("messages_scored") == 1
+    # each customer's history counts both of its messages, written after every confirm
+    assert [len(world.table[c]["contacts"]) for c in ("c0", "c1")] == [2, 2]
+    writes = [i for i, e in enumerate(world.log) if e[0] == "write"]
+    confirms = [i for i, e in enumerate(world.log) if e[0] == "confirmed"]
+    assert len(writes) == 2 and max(confirms) < min(writes)
+
+
+def test_without_routing_in_the_scorer_every_message_goes_to_messages_scored() -> None:
+    world = _scorer_world(route_in_scorer=False)
+    batch = [_raw_message(n, "c1", b"c1") for n in range(3)]
+    with ThreadPoolExecutor(1) as executor:
+        world.collab.executor = executor
+        world.run(make_message_scorer(world.collab, world.table), batch)
+    assert world.sent("messages_scored") == 3 and world.sent("tickets_routed") == 0
+    assert not any(e[0] == "write" for e in world.log)

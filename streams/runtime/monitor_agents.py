@@ -1,0 +1,114 @@
+"""The monitors: scored news (key ticker) and routed tickets (key intent) → alerts.
+
+Each takes micro-batches, runs the records through its pure state machine in order (a key
+seen twice in a batch sees its own update), sends the batch's alerts and dead letters, waits
+for the broker once, and only then writes the batch's table rows, whose record ids and
+cooldowns would suppress those alerts on a redelivery (a crash in between costs duplicate
+alerts with the same ``alert_id``, never a lost one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from streams.core.intent_monitor import IntentEvent, IntentState, update_intent
+from streams.core.intent_monitor import is_late as intent_is_late
+from streams.core.records import Alert, RoutedTicket, ScoredNews, check_key, encode
+from streams.core.ticker_monitor import NewsEvent, TickerState, ticker_of, update_ticker
+from streams.core.ticker_monitor import is_late as ticker_is_late
+from streams.errors import InvalidRecordError
+from streams.runtime.agents import Agent, Collaborators, batched, utcnow
+from streams.runtime.delivery import Outbox, send_dead_letter
+from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, changelog_flush
+from streams.runtime.intake import attempt, read_record
+from streams.runtime.tables import BatchRows
+
+Raised = list[tuple[str, Alert, bytes]]
+"""(subject key, alert, encoded alert) of a batch, in order."""
+
+
+async def alerts_then_store(
+    c: Collaborators, outbox: Outbox, table: Any, rows: BatchRows[Any], raised: Raised
+) -> None:
+    """Send a batch's alerts, wait for the broker (alerts and dead letters), and only then
+    write the rows that would suppress them on a redelivery."""
+    for key, _, value in raised:
+        await outbox.send(c.topics.alerts, key.encode(), value)
+    await outbox.confirm()
+    for _, alert, _ in raised:
+        c.metrics.alerts.labels(alert.kind).inc()
+    rows.write()
+    if raised and c.faults.point:
+        await c.faults.crash(CRASH_AFTER_STATE_WRITE, changelog_flush(table))
+
+
+def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
+    """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts."""
+    t = c.topics
+
+    async def handle(events: Sequence[Any]) -> None:
+        outbox = Outbox(c.metrics)
+        rows = BatchRows(states, TickerState.from_dict, "ticker-state")
+        raised: Raised = []
+        for event in events:
+            message = event.message
+            ticker: str | None = None
+            try:
+                scored = read_record(message, ScoredNews, c.max_record_bytes)
+                ticker = attempt("key", ticker_of, message.key, scored)
+                if ticker is None:
+                    continue  # about no ticker: nothing to monitor
+                state = rows.get(ticker)
+                news = attempt("event", NewsEvent.from_scored, scored, ticker)
+                if ticker_is_late(state, news, c.ticker_params):
+                    c.metrics.late_items.labels("ticker-monitor").inc()
+                new_state, alerts = attempt(
+                    "update_ticker", update_ticker, state, news, c.ticker_params, now=utcnow()
+                )
+                values = [attempt("encode", encode, alert) for alert in alerts]
+                row = new_state.to_dict()
+            except InvalidRecordError as exc:
+                await send_dead_letter(outbox, t.news_scored_dlq, message, exc)
+                rows.drop_if_unreadable(ticker, event, exc)
+                continue
+            rows.put(ticker, new_state, row, event)
+            raised.extend((ticker, a, v) for a, v in zip(alerts, values, strict=True))
+        await alerts_then_store(c, outbox, states, rows, raised)
+
+    return batched("ticker-monitor", c, handle)
+
+
+def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
+    """tickets.routed (key intent) → complaint-spike alerts."""
+    t = c.topics
+
+    async def handle(events: Sequence[Any]) -> None:
+        outbox = Outbox(c.metrics)
+        rows = BatchRows(states, IntentState.from_dict, "intent-state")
+        raised: Raised = []
+        for event in events:
+            message = event.message
+            intent: str | None = None
+            try:
+                ticket = read_record(message, RoutedTicket, c.max_record_bytes)
+                attempt("key", check_key, message.key, ticket.intent, "intent")
+                intent = ticket.intent
+                state = rows.get(intent)
+                routed = attempt("event", IntentEvent.from_ticket, ticket)
+                if intent_is_late(state, routed, c.intent_params):
+                    c.metrics.late_items.labels("intent-monitor").inc()
+                new_state, alerts = attempt(
+                    "update_intent", update_intent, state, routed, c.intent_params, now=utcnow()
+                )
+                values = [attempt("encode", encode, alert) for alert in alerts]
+                row = new_state.to_dict()
+            except InvalidRecordError as exc:
+                await send_dead_letter(outbox, t.tickets_routed_dlq, message, exc)
+                rows.drop_if_unreadable(intent, event, exc)
+                continue
+            rows.put(intent, new_state, row, event)
+            raised.extend((intent, a, v) for a, v in zip(alerts, values, strict=True))
+        await alerts_then_store(c, outbox, states, rows, raised)
+
+    return batched("intent-monitor", c, handle)

@@ -1,0 +1,98 @@
+"""Faust table rows as a micro-batch sees them, written back after the batch's outputs.
+
+A Faust table writes a row's changelog record to the partition of the *current event*, a
+context variable that Faust's stream iteration sets (``Collection.partition_for_key``). In
+a batched agent (``noack_take``) the buffer is filled by a background task, so the agent's
+own context holds no current event (a write fails with ``TypeError``) or a stale one (the
+row lands in another partition's changelog and is recovered by the wrong worker after a
+rebalance): faust-streaming issue #497. :class:`BatchRows` therefore writes each row with
+the current event set to the record that produced it, so its changelog partition is the
+partition of the record's key, as in a one-record-at-a-time agent.
+
+This reads one private name of faust-streaming, ``faust.streams._current_event``; the
+release is pinned (``streams.runtime.faust_guard`` refuses to start on another) and
+``tests/unit/test_batch_rows.py`` shows the upstream behaviour this corrects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event
+
+from streams.errors import InvalidRecordError
+from streams.runtime.intake import INVALID_STATE, read_state
+
+S = TypeVar("S")
+
+
+@contextlib.contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Run the block with ``event`` as Faust's current event (a table write's partition)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class BatchRows(Generic[S]):
+    """The rows of one table that a batch reads and updates, written back in one go.
+
+    A key's first read comes from the table; after that the batch sees its own update, so
+    records with the same key are processed in order exactly as one at a time. Nothing is
+    written to the table before :meth:`write`, which the agent calls only once the batch's
+    outputs are confirmed.
+    """
+
+    def __init__(self, table: Any, parse: Callable[[Any], S], name: str) -> None:
+        self.table = table
+        self.parse = parse
+        self.name = name
+        self._seen: dict[str, S | None] = {}
+        self._rows: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._dropped: dict[str, Any] = {}
+
+    def get(self, key: str) -> S | None:
+        """The key's state: the batch's own update, else the table row (None for no row).
+
+        Raises ``InvalidRecordError`` (``invalid_state``) for a row that cannot be read.
+        """
+        if key in self._seen:
+            return self._seen[key]
+        raw = self.table.get(key)  # I/O: not the record's fault if it fails
+        return read_state(self.parse, raw, self.name)
+
+    def put(self, key: str, state: S, row: dict[str, Any], event: Any) -> None:
+        """Record ``event``'s new state for ``key`` (written by :meth:`write`)."""
+        self._seen[key] = state
+        self._rows[key] = (event, row)
+        self._dropped.pop(key, None)
+
+    def drop_if_unreadable(self, key: str | None, event: Any, error: InvalidRecordError) -> None:
+        """After ``error`` on ``event``: a row that cannot be read is dropped, so the key's
+        next record starts afresh."""
+        if error.reason != INVALID_STATE or key is None:
+            return
+        self._seen[key] = None
+        self._rows.pop(key, None)
+        self._dropped[key] = event
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._dropped)
+
+    def write(self) -> None:
+        """Write every updated row (and delete every dropped one) to the table, each to the
+        changelog partition of the record that produced it."""
+        for key, event in self._dropped.items():
+            with as_current(event):
+                if key in self.table:
+                    del self.table[key]
+        for key, (event, row) in self._rows.items():
+            with as_current(event):
+                self.table[key] = row
+        self._rows.clear()
+        self._dropped.clear()
