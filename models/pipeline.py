@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from models.data import (
     HELDOUT_FRACTION,
     SPLIT_SEED,
@@ -21,7 +24,7 @@ from models.data import (
     stratified_sample,
     task_split,
 )
-from models.exceptions import RegistryError
+from models.exceptions import AgreementError, RegistryError
 from models.export import (
     LOGIT_TOLERANCE,
     MIN_INT8_AGREEMENT,
@@ -30,6 +33,7 @@ from models.export import (
     onnx_logits,
     quantize_int8,
 )
+from models.lora import LoraSpec, attach_lora, check_method, merge_lora, parameter_counts
 from models.metrics import classification_report
 from models.network import MeanPoolClassifier, base_model_dir
 from models.registry import Registry
@@ -39,6 +43,7 @@ from models.training import (
     TrainConfig,
     fine_tune,
     plot_curves,
+    predict_logits,
     seed_everything,
     torch_threads,
 )
@@ -168,11 +173,20 @@ def train_and_register(
             tokenizer_source, train.label_names, dropout=config.dropout
         )
     encoder = TextEncoder(tokenizer_source / "tokenizer.json", config.max_length)
+    adaptation = _adapt(model, config)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     log_dir = registry.task_dir(task) / "runs" / run_id
     history, torch_logits = fine_tune(
         model, encoder, train, heldout, config, log_dir=log_dir, show_progress=show_progress
     )
+    if adaptation["method"] == "lora":
+        torch_logits, merge_diff = _merge(model, encoder, heldout, config, torch_logits)
+        adaptation["merge_max_abs_logit_diff"] = merge_diff
+        if merge_diff > logit_tolerance:
+            raise AgreementError(
+                f"merging the LoRA adapters changed the held-out logits by {merge_diff:.2e} "
+                f"(tolerance {logit_tolerance:.0e}); nothing registered"
+            )
     report = classification_report(
         heldout.label_ids(), torch_logits.argmax(axis=1), heldout.label_names
     )
@@ -204,6 +218,8 @@ def train_and_register(
                 "max_length": config.max_length,
                 "architecture": "MiniLM-L6 encoder, masked mean pooling, linear head",
                 "training": {
+                    "method": adaptation["method"],
+                    "adaptation": adaptation,
                     "config": config.as_dict(),
                     "train_data": _data_summary(train, train_all),
                     "heldout_data": heldout.summary(),
@@ -235,6 +251,36 @@ def train_and_register(
         agreement=agreement.as_dict(),
         wall_seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _adapt(model: MeanPoolClassifier, config: TrainConfig) -> dict[str, Any]:
+    """Attach LoRA adapters when the config asks for them; what the manifest records."""
+    if check_method(config.method) == "lora":
+        spec = LoraSpec(
+            rank=config.lora_rank,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            target_modules=tuple(config.lora_targets),
+        )
+        return attach_lora(model, spec)
+    trainable, total = parameter_counts(model)
+    return {"method": "full", "trainable_parameters": trainable, "total_parameters": total}
+
+
+def _merge(
+    model: MeanPoolClassifier,
+    encoder: TextEncoder,
+    heldout: LabeledData,
+    config: TrainConfig,
+    adapter_logits: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float32], float]:
+    """Merge the adapters; the merged model's held-out logits and how far they moved."""
+    merge_lora(model)
+    with torch_threads(config.threads):
+        merged = predict_logits(model, encoder, heldout.texts, config.eval_batch_size)
+    diff = float(np.abs(merged - adapter_logits).max()) if len(merged) else 0.0
+    logger.info("LoRA adapters merged: held-out logits moved by at most %.2e", diff)
+    return merged, diff
 
 
 def _data_summary(train: LabeledData, full: LabeledData) -> dict[str, Any]:

@@ -44,9 +44,19 @@ class TrainConfig:
     # CPU threads for torch and the ONNX checks; 0 = library default (all cores). One
     # thread is far more robust on a machine shared with other busy processes.
     threads: int = 0
+    # "full" trains every weight; "lora" trains low-rank adapters (models/lora.py) and the
+    # head, then merges the adapters before the export. ``lr`` is the adapters' rate then.
+    method: str = "full"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if self.method != "lora":  # the adapter fields mean nothing to a full fine-tune
+            values = {k: v for k, v in values.items() if not k.startswith("lora_")}
+        return values
 
 
 @dataclass
@@ -119,6 +129,8 @@ def _optimizer(
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for name, param in model.encoder.named_parameters():
+        if not param.requires_grad:  # frozen under LoRA
+            continue
         (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
     groups = [
         {"params": decay, "lr": config.lr, "weight_decay": config.weight_decay},

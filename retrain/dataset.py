@@ -1,9 +1,12 @@
-"""The data set of one retrain run: new feedback, a recent-feedback slice, and replay.
+"""The data set of one retrain run: new feedback, a held-out feedback slice, and replay.
 
 The new labels (with text) are de-duplicated (the newest label of an item wins, then of a
-text), split with a seed into training rows and a held-out "recent feedback" slice the
-gate judges on, and joined by a seeded, label-proportional replay sample of the task's
-original *training* rows (never its fixed held-out split) against forgetting.
+text). With a recorded :class:`~retrain.holdout.FeedbackHoldout` (what the retrain job
+uses), the texts of the recorded slice are judged on by the gate and every other new
+label is trained on; without one, a seeded stratified split sets a "recent feedback"
+fraction aside. The training rows are joined by a seeded, label-proportional replay
+sample of the task's original *training* rows (never its fixed held-out split) against
+forgetting.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from models.data import LabeledData, stratified_sample, stratified_split
+from retrain.holdout import FeedbackHoldout, text_key
 from retrain.store import TrainingRow
 
 logger = logging.getLogger(__name__)
@@ -34,15 +38,19 @@ class RetrainDataset:
     feedback_train_rows: int
     replay_rows: int
     dropped: dict[str, int] = field(default_factory=dict)
+    holdout: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary = {
             "train_rows": len(self.train),
             "feedback_train_rows": self.feedback_train_rows,
             "replay_rows": self.replay_rows,
             "recent_rows": len(self.recent),
             "dropped": dict(self.dropped),
         }
+        if self.holdout is not None:
+            summary["feedback_heldout"] = dict(self.holdout)
+        return summary
 
 
 def feedback_data(
@@ -108,13 +116,27 @@ def build_dataset(
     replay_ratio: float = REPLAY_RATIO,
     seed: int = DATASET_SEED,
     dropped: dict[str, int] | None = None,
+    holdout: FeedbackHoldout | None = None,
+    earlier: LabeledData | None = None,
 ) -> RetrainDataset:
-    """Split ``feedback`` into training rows and a recent slice; add a replay sample."""
+    """Split ``feedback`` into training rows and a judged slice; add a replay sample.
+
+    With ``holdout`` the split follows the recorded slice (new texts are assigned to it
+    now; the caller saves it): every new text outside it is trained on, and the judged
+    slice is every slice text among ``feedback`` and the ``earlier`` labels (those an
+    earlier version already learnt from). Without it, ``recent_fraction`` of the new
+    feedback is set aside with a seeded stratified split.
+    """
     if feedback.label_names != original_train.label_names:
         raise ValueError("feedback and original data have different label lists")
     if len(feedback) < 2:
         raise ValueError(f"need at least 2 feedback rows to split, got {len(feedback)}")
-    fb_train, recent = stratified_split(feedback, fraction=recent_fraction, seed=seed)
+    if holdout is None:
+        fb_train, recent = stratified_split(feedback, fraction=recent_fraction, seed=seed)
+    else:
+        fb_train, recent = holdout.split(feedback)
+        if earlier is not None and len(earlier):
+            recent = _newest_per_text([holdout.members(earlier), recent], holdout.seed)
     n_replay = replay_size(len(fb_train), replay_ratio, len(original_train))
     parts = [fb_train]
     if n_replay > 0:
@@ -132,7 +154,17 @@ def build_dataset(
         feedback_train_rows=len(fb_train),
         replay_rows=len(train) - len(fb_train),
         dropped=dict(dropped or {}),
+        holdout=None if holdout is None else holdout.summary(),
     )
+
+
+def _newest_per_text(parts: Sequence[LabeledData], seed: int) -> LabeledData:
+    """The rows of ``parts`` (oldest part first), one per text: the newest label wins."""
+    merged = concat(parts, source="feedback held-out slice")
+    newest: dict[str, int] = {}
+    for i, text in enumerate(merged.texts):
+        newest[text_key(text, seed)] = i
+    return merged.subset(sorted(newest.values()))
 
 
 def write_jsonl(data: LabeledData, path: Path) -> Path:
