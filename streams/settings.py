@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(
         default=0.05, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
     )
+    latency_target_s: float = Field(
+        default=0.1,
+        ge=0,
+        description=(
+            "Produce-to-output latency the batching aims for (seconds): each agent chooses"
+            " batch size (at most batch_size) and wait from the observed arrival rate and"
+            " processing time; 0: fixed batch_size and batch_max_wait_s."
+        ),
+    )
     route_in_scorer: bool = Field(
         default=True,
         description=(

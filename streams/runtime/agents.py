@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from models.prediction import Prediction
 from models.runtime import Classifier
+from streams.core.batching import BatchController
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
 from streams.core.records import NewsItem, ScoredNews, encode
@@ -39,6 +40,7 @@ from streams.core.scoring import DEFAULT_MAX_TICKERS, news_text, score_news_item
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.errors import InvalidRecordError
+from streams.runtime.batches import adaptive_batches
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.faults import Faults
 from streams.runtime.intake import attempt, read_record
@@ -107,6 +109,8 @@ class Collaborators:
     max_tickers: int = DEFAULT_MAX_TICKERS
     faults: Faults = field(default_factory=Faults)
     """Test-only fault points (none armed in production)."""
+    latency_target_s: float = 0.0
+    """Close batches adaptively for this produce-to-output latency (0: fixed size and wait)."""
     route_in_scorer: bool = True
     """Route customer messages keyed by their customer id inside the scorer's batch
     (otherwise every scored message goes through ``messages.scored`` and the router)."""
@@ -196,17 +200,28 @@ Agent = Callable[[Any], Awaitable[None]]
 def batched(
     name: str, c: Collaborators, handle: Callable[[Sequence[Any]], Awaitable[None]]
 ) -> Agent:
-    """An agent that hands micro-batches to ``handle`` and acks each batch after it."""
+    """An agent that hands micro-batches to ``handle`` and acks each batch after it.
+
+    With a latency target the batch closes as a :class:`BatchController` plans (at most
+    ``batch_size`` records); without one, at ``batch_size`` or every ``batch_max_wait_s``.
+    """
 
     async def agent(stream: Any) -> None:
-        async for events in stream.noack_take(c.batch_size, within=c.batch_max_wait_s):
+        controller = BatchController(c.latency_target_s or c.batch_max_wait_s, c.batch_size)
+        if c.latency_target_s > 0:
+            batches = adaptive_batches(stream, controller)
+        else:
+            batches = stream.noack_take(c.batch_size, within=c.batch_max_wait_s)
+        async for events in batches:
             c.metrics.batch_size.labels(name).observe(len(events))
             for event in events:
                 c.metrics.records_in.labels(event.message.topic).inc()
+            started = time.perf_counter()
             try:
                 await handle(events)
             except Exception as exc:
                 fatal(name, exc)
+            controller.observe_batch(len(events), time.perf_counter() - started)
             for event in events:
                 await stream.ack(event)
 

@@ -166,6 +166,7 @@ def build_app(
         max_tickers=settings.max_tickers_per_item,
         faults=Faults(settings.fault_injection),
         route_in_scorer=settings.route_in_scorer,
+        latency_target_s=settings.latency_target_s,
     )
     partitions = settings.topic_partitions
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec
