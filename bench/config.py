@@ -20,8 +20,9 @@ class BenchConfig:
     saturation_messages: int
     """Customer messages pre-loaded for the headline saturation run."""
     saturation_news: int
-    sweep: tuple[tuple[int, float], ...]
-    """(batch size, max wait) points; the first is the headline configuration."""
+    sweep: tuple[tuple[int, float, float], ...]
+    """(batch size, max wait, latency target) points; the first is the headline
+    configuration (the worker's defaults), the others fixed size and wait (target 0)."""
     sweep_messages: int
     """Messages pre-loaded at each further sweep point."""
     latency_s: float
@@ -30,6 +31,12 @@ class BenchConfig:
     load_fraction: float = 0.5
     profile_messages: int = 0
     """Messages scored under py-spy after the headline run (0: no profile)."""
+    rounds: int = 3
+    """Interleaved ceiling / messages / news saturation rounds at the headline point."""
+    window_s: float = 10.0
+    """Each round's saturation window lasts at least this long at the ceiling's speed."""
+    scaling_messages: int = 0
+    """Messages through two workers for the scaling row (0: none)."""
 
 
 FULL = BenchConfig(
@@ -38,13 +45,16 @@ FULL = BenchConfig(
     ceiling_texts=96,
     ceiling_repeats=3,
     naive_texts=160,
-    saturation_messages=1200,
-    saturation_news=800,
-    sweep=((32, 0.05), (8, 0.01), (8, 0.05), (32, 0.01), (64, 0.01), (64, 0.05)),
-    sweep_messages=400,
+    saturation_messages=600,
+    saturation_news=0,
+    sweep=((32, 0.05, 0.1), (32, 0.05, 0.0), (8, 0.01, 0.0), (64, 0.01, 0.0)),
+    sweep_messages=600,
     latency_s=30.0,
     sweep_latency_s=12.0,
-    profile_messages=400,
+    profile_messages=2000,
+    rounds=3,
+    window_s=10.0,
+    scaling_messages=3000,
 )
 
 QUICK = BenchConfig(
@@ -54,10 +64,13 @@ QUICK = BenchConfig(
     ceiling_repeats=2,
     naive_texts=8,
     saturation_messages=120,
-    saturation_news=60,
-    sweep=((8, 0.05),),
+    saturation_news=0,
+    sweep=((8, 0.05, 0.1),),
     sweep_messages=0,
     latency_s=5.0,
     sweep_latency_s=0.0,
     profile_messages=60,
+    rounds=1,
+    window_s=0.2,
+    scaling_messages=100,
 )

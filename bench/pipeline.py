@@ -14,8 +14,10 @@ from bench.cluster import BenchError
 from bench.kafka_io import Collector, message_record, news_record, produce_all, produce_paced
 from bench.machine import load_average
 from bench.profile import Profiler
+from bench.rounds import RoundPlan, saturation_rounds, scaling_row
 from bench.stats import latency_ms, output_rate
 from bench.worker import Worker, private_settings
+from models.registry import Registry
 from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
@@ -41,6 +43,8 @@ class PointPlan:
 
     batch_size: int
     max_wait_s: float
+    latency_target_s: float
+    """0: fixed batch size and wait; else the adaptive close (batch_size is its largest)."""
     messages: int
     news: int
     latency_rate: float
@@ -48,6 +52,12 @@ class PointPlan:
     latency_s: float
     load_fraction: float
     profile_messages: int
+    rounds: int = 0
+    """Interleaved ceiling / messages / news saturation rounds (0: one backlog each)."""
+    window_s: float = 10.0
+    """Shortest saturation window of a round at the ceiling's speed (seconds)."""
+    scaling_messages: int = 0
+    """Messages flooded through two workers for the scaling row (0: no scaling row)."""
 
 
 def _saturate(
@@ -83,8 +93,9 @@ def run_point(
         workdir,
         batch_size=str(plan.batch_size),
         batch_max_wait_s=str(plan.max_wait_s),
+        latency_target_s=str(plan.latency_target_s),
     )
-    tag = f"bs{plan.batch_size}-w{plan.max_wait_s:g}"
+    tag = f"bs{plan.batch_size}-w{plan.max_wait_s:g}-t{plan.latency_target_s:g}"
     rng = random.Random(7)
     msgs = texts.messages
     preload = [
@@ -102,6 +113,7 @@ def run_point(
     result: dict[str, Any] = {
         "batch_size": plan.batch_size,
         "max_wait_s": plan.max_wait_s,
+        "latency_target_s": plan.latency_target_s,
         "load_average_start": load_average(),
     }
     try:
@@ -115,7 +127,15 @@ def run_point(
         result["startup_to_first_output_s"] = first - started
         result["messages"] = output_rate(list(got.values()), len(ids))
         logger.info("%s: messages %.1f/s", tag, result["messages"]["steady_per_s"])
-        if plan.news:
+        if plan.rounds:
+            result["rounds"] = _rounds(worker, collector, registry, texts, plan)
+            result["messages"] = {
+                **result["messages"],
+                "steady_per_s": result["rounds"]["messages_per_s"]["median"],
+                "first_backlog_per_s": result["messages"]["steady_per_s"],
+            }
+            result["news"] = {"steady_per_s": result["rounds"]["news_per_s"]["median"]}
+        elif plan.news:
             news = [
                 (f"news-{i}", *news_record(f"news-{i}", texts.news[i % len(texts.news)]))
                 for i in range(plan.news)
@@ -142,12 +162,41 @@ def run_point(
         if plan.profile_messages:
             result["profile"] = _profile(worker, collector, texts, plan, result, workdir)
         result["memory"] = worker.memory_mib()
+        if plan.scaling_messages:
+            result["scaling"] = scaling_row(
+                worker,
+                lambda: Worker.start(settings, workdir / "second"),
+                collector,
+                msgs,
+                float(result["messages"]["steady_per_s"]),
+                plan.scaling_messages,
+            )
+            logger.info("%s: two workers %.1f/s", tag, result["scaling"]["two_workers_per_s"])
         result["load_average_end"] = load_average()
         worker.check()
     finally:
         worker.stop()
         collector.close()
     return result
+
+
+def _rounds(
+    worker: Worker, collector: Collector, registry: Path, texts: Texts, plan: PointPlan
+) -> dict[str, Any]:
+    """Interleaved ceiling and saturation rounds against the running worker."""
+    reg = Registry(registry)
+    threads = worker.settings.inference_threads
+    classifiers = {task: reg.load(task, threads=threads) for task in ("intent", "sentiment")}
+    for classifier in classifiers.values():
+        classifier.warmup()
+    return saturation_rounds(
+        worker,
+        collector,
+        classifiers,
+        texts.messages,
+        texts.news,
+        RoundPlan(plan.rounds, plan.window_s, plan.batch_size),
+    )
 
 
 def _profile(

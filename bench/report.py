@@ -36,6 +36,17 @@ def _ceiling_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def _spread(values: dict[str, Any], digits: int = 1) -> str:
+    return f"min-max {_f(values['min'], digits)}-{_f(values['max'], digits)}"
+
+
+def _config(point: dict[str, Any]) -> str:
+    target = point.get("latency_target_s") or 0
+    if target:
+        return f"adaptive: target {target:g}s, batch <= {point['batch_size']}"
+    return f"batch {point['batch_size']}, wait {point['max_wait_s']}s"
+
+
 def _main_table(results: dict[str, Any]) -> Table:
     p, c, n = results["pipeline"], results["comparison"], results["naive"]
     lat, ratios = p["latency"], c["ratios"]
@@ -43,31 +54,70 @@ def _main_table(results: dict[str, Any]) -> Table:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("note")
-    cfg = f"batch {p['batch_size']}, wait {p['max_wait_s']}s"
-    table.add_row("messages/s (tickets.routed)", _f(p["messages"]["steady_per_s"]), cfg)
-    table.add_row("news/s (news.scored)", _f(p["news"]["steady_per_s"]), cfg)
-    table.add_row("ceiling messages/s", _f(c["ceiling_messages_per_s"]), "2 models per message")
-    table.add_row("ceiling news/s", _f(c["ceiling_news_per_s"]), "1 model per item")
+    cfg = _config(p)
+    rounds = p.get("rounds")
+    if rounds:
+        n = len(rounds["rounds"])
+        for name, key, window in (
+            ("messages/s (tickets.routed)", "messages_per_s", "messages_window_s"),
+            ("news/s (news.scored)", "news_per_s", "news_window_s"),
+        ):
+            shortest = _f(rounds[window]["min"])
+            note = f"{_spread(rounds[key])}, {n} rounds, windows >= {shortest}s; {cfg}"
+            table.add_row(name, _f(rounds[key]["median"]), note)
+        table.add_row(
+            "ceiling messages/s",
+            _f(c["ceiling_messages_per_s"]),
+            f"{_spread(rounds['ceiling_messages_per_s'])}, 2 models per message, interleaved",
+        )
+        table.add_row(
+            "ceiling news/s",
+            _f(c["ceiling_news_per_s"]),
+            f"{_spread(rounds['ceiling_news_per_s'])}, 1 model per item, interleaved",
+        )
+    else:
+        table.add_row("messages/s (tickets.routed)", _f(p["messages"]["steady_per_s"]), cfg)
+        table.add_row("news/s (news.scored)", _f(p["news"]["steady_per_s"]), cfg)
+        table.add_row("ceiling messages/s", _f(c["ceiling_messages_per_s"]), "2 models/message")
+        table.add_row("ceiling news/s", _f(c["ceiling_news_per_s"]), "1 model per item")
     table.add_row("naive messages/s", _f(c["naive_messages_per_s"]), n["recipe"][:48])
     table.add_row(
         "naive news/s", _f(c["naive_news_per_s"]), f"torch threads {n['torch_threads_used']}"
     )
     for name, value in ratios.items():
-        table.add_row(f"ratio {name.replace('_vs_', ' / ')}", _f(value, 3), "")
+        spread = _spread(rounds[name], 3) if rounds and name in rounds else ""
+        table.add_row(f"ratio {name.replace('_vs_', ' / ')}", _f(value, 3), spread)
     load = f"paced at {_f(lat['offered_per_s'])}/s, {int(lat['received'])}/{int(lat['sent'])} back"
     table.add_row("latency p50 ms", _f(lat["p50_ms"]), load)
     table.add_row("latency p95 ms", _f(lat["p95_ms"]), "produce → received from tickets.routed")
     table.add_row("latency p99 ms", _f(lat["p99_ms"]), "")
     mem = p["memory"]
     table.add_row("worker peak RSS MiB", _f(mem["vmhwm_mib"]), "VmHWM, /proc/<pid>/status")
+    scaling = p.get("scaling")
+    if scaling:
+        table.add_row(
+            "2 workers messages/s",
+            _f(scaling["two_workers_per_s"]),
+            f"x{_f(scaling['speedup'], 2)} of one worker's median, same machine",
+        )
     for target, met in c["targets"].items():
         table.add_row(f"target {target}", "met" if met else "MISSED", "")
     return table
 
 
 def _sweep_table(results: dict[str, Any]) -> Table:
-    table = Table(title="Sweep: batch size x max wait (messages path)")
-    names = ("batch", "wait s", "msgs/s", "p50 ms", "p95 ms", "p99 ms", "at /s", "peak MiB")
+    table = Table(title="Sweep: adaptive close, then fixed batch size x max wait (messages)")
+    names = (
+        "batch",
+        "wait s",
+        "target s",
+        "msgs/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "at /s",
+        "peak MiB",
+    )
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("load (1 min) start → end", justify="right")
@@ -76,6 +126,7 @@ def _sweep_table(results: dict[str, Any]) -> Table:
         table.add_row(
             str(point["batch_size"]),
             f"{point['max_wait_s']:g}",
+            f"{point.get('latency_target_s') or 0:g}",
             _f(point["messages"]["steady_per_s"]),
             _f(lat["p50_ms"]),
             _f(lat["p95_ms"]),

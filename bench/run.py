@@ -79,7 +79,7 @@ def run_bench(
         )
         results["models"] = _models(registry, settings.inference_threads)
         texts = _texts(settings.data_dir)
-        sweep_sizes = {size for size, _ in config.sweep}
+        sweep_sizes = {size for size, _, _ in config.sweep}
         n = config.ceiling_texts
         workloads = [
             ("intent", "banking77", texts.messages[:n]),
@@ -133,8 +133,9 @@ def _pipeline(
     *,
     profile: bool,
 ) -> list[dict[str, Any]]:
-    """The headline point (with news, latency at half its load, profile), then the sweep."""
-    (batch, wait), *rest = config.sweep
+    """The headline point (rounds, latency at half its load, profile, scaling), then the
+    sweep."""
+    (batch, wait, target), *rest = config.sweep
     headline = run_point(
         settings,
         bootstrap,
@@ -144,17 +145,21 @@ def _pipeline(
         PointPlan(
             batch_size=batch,
             max_wait_s=wait,
+            latency_target_s=target,
             messages=config.saturation_messages,
             news=config.saturation_news,
             latency_rate=0.0,
             latency_s=config.latency_s,
             load_fraction=config.load_fraction,
             profile_messages=config.profile_messages if profile else 0,
+            rounds=config.rounds,
+            window_s=config.window_s,
+            scaling_messages=config.scaling_messages,
         ),
     )
     common = float(headline["latency"]["offered_per_s"])
     points = [headline]
-    for index, (batch, wait) in enumerate(rest, start=1):
+    for index, (batch, wait, target) in enumerate(rest, start=1):
         points.append(
             run_point(
                 settings,
@@ -165,6 +170,7 @@ def _pipeline(
                 PointPlan(
                     batch_size=batch,
                     max_wait_s=wait,
+                    latency_target_s=target,
                     messages=config.sweep_messages,
                     news=0,
                     latency_rate=common,

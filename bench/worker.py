@@ -59,6 +59,8 @@ def _env_args(settings: Settings, metrics_port: int) -> list[str]:
         "log_level",
         "batch_size",
         "batch_max_wait_s",
+        "latency_target_s",
+        "route_in_scorer",
         *TOPIC_FIELDS,
     }
     dumped = settings.model_dump()

@@ -73,7 +73,13 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
     assert all(_positive(v) for v in comparison["ratios"].values())
     assert all(isinstance(met, bool) for met in comparison["targets"].values())
 
+    rounds = pipeline["rounds"]
+    assert len(rounds["rounds"]) == 1
+    assert _positive(rounds["messages_vs_ceiling"]["median"])
+    scaling = pipeline["scaling"]
+    assert _positive(scaling["two_workers_per_s"]) and _positive(scaling["speedup"])
+
     (point,) = results["sweep"]
     assert _positive(point["messages"]["steady_per_s"])
     assert _positive(point["latency"]["p95_ms"])
-    assert "profile" in results
+    assert results["profile"]["available"] and results["profile"]["components_cpu_s"]
