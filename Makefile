@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := streamsense streams models retrain deploy bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-gpu lint contracts format bench retrain-demo dashboards broker-start broker-stop clean
+.PHONY: help install run test test-unit test-integration test-gpu chaos lint contracts format bench retrain-demo dashboards broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
 	@bash deploy/install-prometheus.sh
 	@bash deploy/install-postgres.sh
 	$(BIN)/python -m pytest -m "not gpu" tests/integration
+
+chaos: $(STAMP) ## The chaos suite in full: 20,000 messages and 10 SIGKILLs, broker restart, 3-broker leader kill, scaling, poison (~25 min)
+	STREAMSENSE_CHAOS=full $(BIN)/python -m pytest -s -m chaos tests/chaos
 
 test-gpu: $(STAMP) ## Tests that need an NVIDIA GPU with a usable CUDA provider
 	$(BIN)/python -m pytest -m gpu tests

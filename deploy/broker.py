@@ -10,7 +10,6 @@ import base64
 import json
 import logging
 import os
-import random
 import shutil
 import signal
 import socket
@@ -23,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from deploy.ports import _port_free, free_fixed_port
+from deploy.ports import free_port as free_port  # re-exported: tests and bench import it here
 from streamsense.errors import StreamsenseError
 
 logger = logging.getLogger(__name__)
@@ -84,48 +85,6 @@ def fetch_jars(version: str, cache_dir: Path) -> Path:
         )
     (home / _STAMP).write_text(version, encoding="utf-8")
     return libs
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
-def free_fixed_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port below the kernel's ephemeral range.
-
-    A port from :func:`free_port` lies inside that range, where any outgoing connection may
-    take it before the broker binds it; one below the range is only taken by a listener.
-    """
-    low, high = _ephemeral_range()
-    lower, upper = (10000, low - 1) if low > 11000 else (high + 1, 65535)
-    for _ in range(200 if lower < upper else 0):
-        port = random.randint(lower, upper)
-        if _port_free(port, host):
-            return port
-    raise BrokerError(
-        f"no free TCP port on {host} outside the ephemeral range {low}-{high} "
-        "(/proc/sys/net/ipv4/ip_local_port_range)"
-    )
-
-
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -247,6 +206,24 @@ class SecureListeners:
         return text
 
 
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of a local multi-node KRaft cluster (see ``deploy.cluster.LocalCluster``)."""
+
+    node_id: int
+    size: int
+    """How many nodes the cluster has: the internal topics' replication factor."""
+    port: int
+    controller_port: int
+    voters: str
+    """``controller.quorum.voters``: every node's ``id@host:controller_port``."""
+    cluster_id: str
+
+    @property
+    def name(self) -> str:
+        return f"broker-{self.node_id}"
+
+
 class LocalBroker:
     """Start, stop and query the local broker whose state lives in ``state_dir``.
 
@@ -261,12 +238,14 @@ class LocalBroker:
         port: int = 0,
         heap: str = "512m",
         secure: SecureListeners | None = None,
+        node: ClusterNode | None = None,
     ) -> None:
-        self.home = state_dir / "broker"
+        self.home = state_dir / (node.name if node is not None else "broker")
         self.libs = libs
-        self.port = port
+        self.port = node.port if node is not None else port
         self.heap = heap
         self.secure = secure
+        self.node = node
         self.data_dir = self.home / "data"
         self.log_file = self.home / "broker.log"
         self._state_file = self.home / "broker.json"
@@ -304,11 +283,14 @@ class LocalBroker:
         # otherwise connect to itself on the broker's port and keep it from binding again
         if not port or (not self.port and not _port_free(port)):
             port = free_fixed_port()
-        controller = state.get("controller_port", 0)
-        if not controller or controller == port or not _port_free(controller):
-            controller = free_fixed_port()
-            while controller == port:
+        if self.node is not None:  # a cluster's voters name every node's ports up front
+            controller = self.node.controller_port
+        else:
+            controller = state.get("controller_port", 0)
+            if not controller or controller == port or not _port_free(controller):
                 controller = free_fixed_port()
+                while controller == port:
+                    controller = free_fixed_port()
         ports = {"port": port, "controller_port": controller}
         if self.secure is not None:
             for key in ("sasl_ssl_port", "ssl_port"):
@@ -322,10 +304,15 @@ class LocalBroker:
         self, port: int, controller: int, sasl_ssl_port: int = 0, ssl_port: int = 0
     ) -> Path:
         config = self.home / "server.properties"
+        node = self.node
+        replicas = str(node.size) if node is not None else "1"
+        min_isr = str(max(1, node.size - 1)) if node is not None else "1"
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+            "node.id": str(node.node_id) if node is not None else "1",
+            "controller.quorum.voters": (
+                node.voters if node is not None else f"1@127.0.0.1:{controller}"
+            ),
             "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names": "CONTROLLER",
@@ -333,12 +320,14 @@ class LocalBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "log.retention.hours": "24",
@@ -376,7 +365,7 @@ class LocalBroker:
         if (self.data_dir / "meta.properties").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = _kafka_uuid()
+        cluster_id = self.node.cluster_id if self.node is not None else _kafka_uuid()
         scram = self.secure.format_args() if self.secure is not None else []
         result = subprocess.run(
             self._java(
@@ -398,6 +387,12 @@ class LocalBroker:
         running = self.status()
         if running is not None:
             return running
+        proc, state = self.launch()
+        return self.wait_ready(proc, state, timeout_s)
+
+    def launch(self) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+        """Start the broker's process and return at once (a cluster's nodes start together:
+        none answers before a quorum of controllers runs)."""
         self.home.mkdir(parents=True, exist_ok=True)
         ports = self._choose_ports()
         config = self._write_config(
@@ -407,7 +402,6 @@ class LocalBroker:
             ports.get("ssl_port", 0),
         )
         self._format(config)
-        bootstrap = f"127.0.0.1:{ports['port']}"
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
@@ -418,6 +412,13 @@ class LocalBroker:
             )
         state = {"pid": proc.pid, **ports}
         self._state_file.write_text(json.dumps(state), encoding="utf-8")
+        return proc, state
+
+    def wait_ready(
+        self, proc: subprocess.Popen[bytes], state: Mapping[str, int], timeout_s: float = 90.0
+    ) -> BrokerInfo:
+        """Wait until the launched broker answers metadata; stop it and raise if it does not."""
+        bootstrap = f"127.0.0.1:{state['port']}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:

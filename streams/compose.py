@@ -104,4 +104,4 @@ def run_worker(settings: Settings) -> None:
         settings.batch_size,
         settings.batch_max_wait_s,
     )
-    worker.run(parts.app, settings.log_level)
+    worker.run(parts.app, settings.log_level, settings.shutdown_timeout_s)

@@ -51,11 +51,34 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         run_demo(get_settings(), Console(), rate=rate)
 
     @app.command("worker")
-    def worker() -> None:
+    def worker(
+        supervise: bool = typer.Option(
+            False,
+            "--supervise",
+            help="Run the worker as a child, restart it when it dies, and quarantine a "
+            "record that keeps killing it (STREAMSENSE_POISON_DEATHS)",
+        ),
+    ) -> None:
         """Run one worker; several workers share the partitions as one consumer group."""
+        settings = get_settings()
+        if supervise:
+            import os
+            import socket
+            import sys
+
+            from streams.runtime.supervisor import Supervisor
+
+            state = settings.resolved_state_dir() / "supervisor"
+            supervisor = Supervisor(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                os.environ,
+                state / f"{socket.gethostname()}-{os.getpid()}",
+                settings.poison_deaths,
+            )
+            raise typer.Exit(supervisor.run())
         from streams.compose import run_worker
 
-        run_worker(get_settings())
+        run_worker(settings)
 
     @app.command("replay")
     def replay(

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from deploy import broker
+from deploy import ports as ports_module
 from streams.settings import Settings
 
 
@@ -62,7 +63,7 @@ def test_the_local_broker_ports_lie_outside_the_ephemeral_range(tmp_path: Path) 
     """Inside the range, a client retrying while the broker is down can connect to itself
     on the broker's port (seen: 127.0.0.1:39092 <-> 127.0.0.1:39092) and the restarted
     broker cannot bind it again."""
-    low, high = broker._ephemeral_range()
+    low, high = ports_module._ephemeral_range()
     for _ in range(20):
         ports = broker.LocalBroker(tmp_path, tmp_path)._choose_ports()
         assert ports["port"] != ports["controller_port"]
