@@ -3,8 +3,11 @@
 A version directory holds only files of allowed formats. ``manifest.json`` lists the
 sha256 of every other file except ``decisions.jsonl``, the append-only log of gate
 decisions about the version (deliberately outside the hashed set so the hashed content
-stays immutable). The manifest's own sha256 is recorded in the alias file when the
-version is promoted, so a promoted manifest cannot be edited unnoticed either.
+stays immutable), and ``drift_reference.json``, the version's drift profile
+(:mod:`models.drift`), which is derived data written after registration and can always
+be recomputed from the model and its validation data. The manifest's own sha256 is
+recorded in the alias file when the version is promoted, so a promoted manifest cannot be
+edited unnoticed either.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from models.exceptions import TamperedArtifactError
 
 MANIFEST = "manifest.json"
 DECISIONS = "decisions.jsonl"
+DRIFT_REFERENCE = "drift_reference.json"
 MANIFEST_FORMAT = 1
 # ONNX graphs, safetensors weights, JSON metadata and tokenizer files, the curves image.
 # Never pickle-based formats (.bin, .pt, .pth, .pkl, .ckpt): loading them can run code.
 ALLOWED_SUFFIXES = frozenset({".onnx", ".safetensors", ".json", ".txt", ".png"})
-UNHASHED = frozenset({MANIFEST, DECISIONS})
+UNHASHED = frozenset({MANIFEST, DECISIONS, DRIFT_REFERENCE})
 
 
 def sha256_file(path: Path) -> str:

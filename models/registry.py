@@ -5,7 +5,8 @@ Layout::
     <root>/<task>/v0001-20261128T131000/   model.onnx, model.int8.onnx, model.safetensors,
                                            config.json, labels.json, metrics.json,
                                            curves.png, tokenizer files, manifest.json,
-                                           decisions.jsonl (append-only, not hashed)
+                                           decisions.jsonl (append-only, not hashed),
+                                           drift_reference.json (derived, not hashed)
     <root>/<task>/production.json          {"version", "manifest_sha256", "history": [...]}
     <root>/<task>/runs/<run>/              TensorBoard event files of training runs
 
@@ -29,9 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.drift import DriftReference
 from models.exceptions import RegistryError, TamperedArtifactError
 from models.manifest import (
     DECISIONS,
+    DRIFT_REFERENCE,
     MANIFEST,
     MANIFEST_FORMAT,
     hash_files,
@@ -171,7 +174,45 @@ class Registry:
         lines = path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
+    def last_decision(self, task: str) -> dict[str, Any] | None:
+        """The newest gate decision recorded about any version of ``task``, with its version."""
+        newest: dict[str, Any] | None = None
+        for version in self.versions(task):
+            for decision in self.decisions(task, version):
+                if newest is None or str(decision.get("at", "")) >= str(newest.get("at", "")):
+                    newest = {"version": version, **decision}
+        return newest
+
+    def drift_reference(self, task: str, version: str) -> DriftReference | None:
+        """The drift profile of a version (:mod:`models.drift`), None when none was written."""
+        path = self.version_dir(task, version) / DRIFT_REFERENCE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"drift reference {path} is not readable JSON: {exc}") from exc
+        reference = DriftReference.from_dict(data, str(path))
+        if (reference.task, reference.version) != (task, version):
+            raise RegistryError(
+                f"drift reference {path} describes {reference.task}/{reference.version}, "
+                f"not {task}/{version}"
+            )
+        return reference
+
     # -- writing ---------------------------------------------------------------------------
+
+    def write_drift_reference(self, reference: DriftReference) -> Path:
+        """Store a version's drift profile beside it (atomic; replaces an older one)."""
+        path = self.version_dir(reference.task, reference.version) / DRIFT_REFERENCE
+        write_json_atomic(path, reference.as_dict())
+        logger.info(
+            "drift reference of %s/%s written (%s items)",
+            reference.task,
+            reference.version,
+            reference.n,
+        )
+        return path
 
     @contextlib.contextmanager
     def staging(self, task: str) -> Iterator[Path]:
