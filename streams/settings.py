@@ -124,6 +124,24 @@ class Settings(BaseSettings):
     retrain_check_interval_s: float = Field(
         default=60.0, gt=0, description="How often the scheduler counts new labels (seconds)."
     )
+    retrain_method: Literal["full", "lora"] = Field(
+        default="full",
+        description=(
+            "How scheduled retrains fine-tune: full (every weight) or lora (low-rank adapters,"
+            " merged before the ONNX export); `streamsense retrain --method` overrides it."
+        ),
+    )
+    retrain_holdout_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of new feedback texts set aside, once, as the gate's held-out slice.",
+    )
+    retrain_holdout_cap: int = Field(
+        default=1000,
+        ge=1,
+        description="Most texts in the feedback held-out slice; later labels are all trained on.",
+    )
     retrain_replay_ratio: float = Field(
         default=1.0, ge=0, description="Original training rows replayed per new feedback row."
     )
@@ -240,7 +258,7 @@ class Settings(BaseSettings):
         description="Tickers one news item is scored for; the excess is counted "
         "(tickers_truncated), not fanned out.",
     )
-    fault_injection: Literal["", "crash_after_state_write"] = Field(
+    fault_injection: Literal["", "crash_after_state_write", "segfault_on_marker"] = Field(
         default="",
         description="TEST ONLY: a point where the worker exits on purpose (crash tests); "
         "empty = off.",

@@ -42,7 +42,8 @@ from streams.core.tickers import CompanyDictionary
 from streams.errors import InvalidRecordError
 from streams.runtime.batches import adaptive_batches
 from streams.runtime.delivery import Outbox, send_dead_letter
-from streams.runtime.faults import Faults
+from streams.runtime.faults import Faults, segfault_if_marked
+from streams.runtime.inflight import PoisonGuard, record_ref
 from streams.runtime.intake import attempt, read_record
 from streams.runtime.metrics import Metrics
 
@@ -109,6 +110,8 @@ class Collaborators:
     max_tickers: int = DEFAULT_MAX_TICKERS
     faults: Faults = field(default_factory=Faults)
     """Test-only fault points (none armed in production)."""
+    poison: PoisonGuard = field(default_factory=PoisonGuard)
+    """In-flight notes and the quarantine of ``worker --supervise`` (inert without it)."""
     latency_target_s: float = 0.0
     """Close batches adaptively for this produce-to-output latency (0: fixed size and wait)."""
     route_in_scorer: bool = True
@@ -162,28 +165,78 @@ async def score_batch(
     """Score a batch with every classifier (one call each).
 
     If a batch call fails, the batch is scored item by item and an item that still fails
-    becomes a dead letter; the others go on. Returns the kept pairs and, per classifier,
-    their predictions in order.
+    becomes a dead letter; the others go on. Under ``worker --supervise`` a quarantined
+    record becomes a dead letter unscored, and a suspect (in flight when a worker died) is
+    scored in a call of its own (:mod:`streams.runtime.inflight`). Returns the kept pairs
+    and, per classifier, their predictions in order.
     """
-    texts = [text_of(r) for _, r in pairs]
-    try:
-        return pairs, [await _predict(c, model, texts) for model in classifiers]
-    except Exception:
-        logger.exception("batch inference failed; retrying item by item")
-    kept: list[tuple[Any, T]] = []
-    columns: list[list[Prediction]] = [[] for _ in classifiers]
-    for (event, record), text in zip(pairs, texts, strict=True):
-        try:
-            row = [(await _predict(c, model, [text]))[0] for model in classifiers]
-        except Exception as exc:
-            versions = ",".join(m.version for m in classifiers)
-            error = InvalidRecordError("inference_error", f"{versions}: {type(exc).__name__}")
+    guard = c.poison
+    if guard.active:
+        pairs = await _drop_quarantined(guard, pairs, outbox, dlq)
+    refs = [record_ref(event.message) for event, _ in pairs] if guard.active else []
+    groups = guard.quarantine.groups(refs) if refs else [list(range(len(pairs)))]
+    if len(groups) == 1:
+        return await _score_group(c, classifiers, pairs, refs, text_of, outbox, dlq)
+    rows: dict[int, list[Prediction]] = {}
+    for group in groups:
+        sub = [pairs[i] for i in group]
+        kept, columns = await _score_group(
+            c, classifiers, sub, [refs[i] for i in group], text_of, outbox, dlq
+        )
+        where = {id(pair): i for pair, i in zip(sub, group, strict=True)}
+        for n, pair in enumerate(kept):
+            rows[where[id(pair)]] = [column[n] for column in columns]
+    order = sorted(rows)  # the batch's own order: outputs of one key stay in sequence
+    return [pairs[i] for i in order], [[rows[i][m] for i in order] for m in range(len(classifiers))]
+
+
+async def _drop_quarantined(
+    guard: PoisonGuard, pairs: list[tuple[Any, T]], outbox: Outbox, dlq: Any
+) -> list[tuple[Any, T]]:
+    kept = []
+    for event, record in pairs:
+        if guard.quarantine.is_quarantined(record_ref(event.message)):
+            error = InvalidRecordError(
+                "quarantined", f"in flight alone at {guard.deaths} worker deaths"
+            )
             await send_dead_letter(outbox, dlq, event.message, error)
-            continue
-        kept.append((event, record))
-        for column, pred in zip(columns, row, strict=True):
-            column.append(pred)
-    return kept, columns
+        else:
+            kept.append((event, record))
+    return kept
+
+
+async def _score_group(
+    c: Collaborators,
+    classifiers: Sequence[Classifier],
+    pairs: list[tuple[Any, T]],
+    refs: list[tuple[str, int, int]],
+    text_of: Callable[[T], str],
+    outbox: Outbox,
+    dlq: Any,
+) -> tuple[list[tuple[Any, T]], list[list[Prediction]]]:
+    texts = [text_of(r) for _, r in pairs]
+    agent = "+".join(m.task for m in classifiers)
+    with c.poison.in_flight.working_on(agent, refs):
+        if c.faults.point:
+            segfault_if_marked(c.faults, texts)
+        try:
+            return pairs, [await _predict(c, model, texts) for model in classifiers]
+        except Exception:
+            logger.exception("batch inference failed; retrying item by item")
+        kept: list[tuple[Any, T]] = []
+        columns: list[list[Prediction]] = [[] for _ in classifiers]
+        for (event, record), text in zip(pairs, texts, strict=True):
+            try:
+                row = [(await _predict(c, model, [text]))[0] for model in classifiers]
+            except Exception as exc:
+                versions = ",".join(m.version for m in classifiers)
+                error = InvalidRecordError("inference_error", f"{versions}: {type(exc).__name__}")
+                await send_dead_letter(outbox, dlq, event.message, error)
+                continue
+            kept.append((event, record))
+            for column, pred in zip(columns, row, strict=True):
+                column.append(pred)
+        return kept, columns
 
 
 def fatal(agent: str, exc: BaseException) -> None:

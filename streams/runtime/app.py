@@ -27,6 +27,7 @@ from streams.edges.topics import TABLES, Replication
 from streams.runtime import faust_guard, record_guard
 from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
 from streams.runtime.faults import Faults
+from streams.runtime.inflight import PoisonGuard
 from streams.runtime.lag import LagReporter
 from streams.runtime.messages import make_message_scorer, make_router
 from streams.runtime.metrics import Metrics
@@ -165,6 +166,9 @@ def build_app(
         store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
         max_tickers=settings.max_tickers_per_item,
         faults=Faults(settings.fault_injection),
+        poison=PoisonGuard.from_paths(
+            settings.in_flight_dir, settings.quarantine_file, settings.poison_deaths
+        ),
         route_in_scorer=settings.route_in_scorer,
         latency_target_s=settings.latency_target_s,
     )

@@ -10,18 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
-FaultPoint = Literal["", "crash_after_state_write"]
+FaultPoint = Literal["", "crash_after_state_write", "segfault_on_marker"]
 
 CRASH_AFTER_STATE_WRITE: FaultPoint = "crash_after_state_write"
 """A monitor has written the table state of a record that raised an alert: make that write
 durable (flush the producer, as faust's own schedule may at any moment) and exit at once,
 before anything else happens. The alert must already be on the alerts topic."""
+
+SEGFAULT_ON_MARKER: FaultPoint = "segfault_on_marker"
+"""A text that contains :data:`SEGFAULT_MARKER` kills the worker with SIGSEGV inside its
+model call, every time it is scored: what a native crash on a hostile input looks like (the
+supervisor's quarantine must end the loop)."""
+
+SEGFAULT_MARKER = "STREAMSENSE-TEST-SEGFAULT"
 
 FAULT_EXIT = 86
 """Exit status of a worker stopped by an injected fault."""
@@ -42,6 +50,13 @@ class Faults:
         await flush()
         logging.shutdown()
         os._exit(FAULT_EXIT)
+
+
+def segfault_if_marked(faults: Faults, texts: list[str]) -> None:
+    """Die by SIGSEGV if :data:`SEGFAULT_ON_MARKER` is armed and a text carries the marker."""
+    if faults.point == SEGFAULT_ON_MARKER and any(SEGFAULT_MARKER in t for t in texts):
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def changelog_flush(table: Any) -> Callable[[], Awaitable[None]]:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +169,35 @@ class Quarantine:
 
     def refs(self) -> list[RecordRef]:
         return [_ref(k) for k in sorted(self.quarantined)]
+
+
+def record_ref(message: Any) -> RecordRef:
+    """(topic, partition, offset) of a consumed Kafka message (faust's ``event.message``)."""
+    return str(message.topic), int(message.partition), int(message.offset)
+
+
+@dataclass
+class PoisonGuard:
+    """What a worker under ``worker --supervise`` uses: its in-flight notes and the
+    quarantine the supervisor kept (read once, at start). Inert without a supervisor."""
+
+    in_flight: InFlight = field(default_factory=lambda: InFlight(None))
+    quarantine: Quarantine = field(default_factory=Quarantine)
+    deaths: int = 0
+    """``poison_deaths``: named in the dead letter of a quarantined record."""
+
+    @property
+    def active(self) -> bool:
+        return self.in_flight.directory is not None
+
+    @classmethod
+    def from_paths(
+        cls, in_flight_dir: Path | None, quarantine_file: Path | None, deaths: int
+    ) -> PoisonGuard:
+        quarantine = Quarantine.load(quarantine_file)
+        if quarantine.quarantined:
+            logger.warning(
+                "%d record(s) quarantined by the supervisor will be dead-lettered unscored",
+                len(quarantine.quarantined),
+            )
+        return cls(InFlight(in_flight_dir), quarantine, deaths)
