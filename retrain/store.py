@@ -394,6 +394,16 @@ class FeedbackStore:
         )
         return sum(int(r[0]) for r in rows) / len(rows) if rows else None
 
+    def recent_predictions(self, task: str, version: str, limit: int) -> list[tuple[str, float]]:
+        """``(label, confidence)`` of the ``limit`` latest predictions ``version`` served."""
+        rows = self._run(
+            "read recent predictions",
+            "SELECT label, confidence FROM predictions WHERE task = ? AND model_version = ? "
+            "ORDER BY at DESC LIMIT ?",
+            (task, version, limit),
+        )
+        return [(str(label), float(confidence)) for label, confidence in rows]
+
     def count_new(self, task: str, since_id: int) -> int:
         """Labels with text (usable for training) stored after feedback id ``since_id``."""
         rows = self._run(

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from retrain.exceptions import ScheduleError
-from retrain.scheduler import RetrainScheduler, cron_trigger, should_run
+from retrain.scheduler import RetrainScheduler, cron_trigger, should_run, should_run_on_drift
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,35 @@ def test_start_schedules_cron_and_check_jobs() -> None:
         assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     finally:
         scheduler.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    ("score", "new", "expected"),
+    [(None, 500, False), (0.1, 500, False), (0.3, 99, False), (0.3, 100, True), (0.25, 100, True)],
+)
+def test_should_run_on_drift(score: float | None, new: int, expected: bool) -> None:
+    assert should_run_on_drift(score, new, threshold=0.25, min_new_labels=100) is expected
+
+
+def test_drift_lowers_the_label_bar_and_runs_the_drift_job() -> None:
+    counts = {"sentiment": 150, "intent": 150}
+    scores = {"sentiment": 0.8, "intent": 0.02}
+    ran: list[str] = []
+    drift_runs: list[str] = []
+    scheduler = RetrainScheduler(
+        ["sentiment", "intent"],
+        ran.append,
+        counts.__getitem__,
+        cron=None,
+        min_new_labels=500,
+        drift=scores.__getitem__,
+        drift_threshold=0.25,
+        drift_min_new_labels=100,
+        run_on_drift=drift_runs.append,
+    )
+    assert scheduler.check("intent") is False  # no drift: 150 labels are not 500
+    assert scheduler.check("sentiment") is True  # drifting: 150 labels are enough
+    assert (ran, drift_runs) == ([], ["sentiment"])
+    counts["intent"] = 600
+    assert scheduler.check("intent") is True  # the label trigger still runs the plain job
+    assert ran == ["intent"]
