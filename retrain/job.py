@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.data import SPLIT_SEED, stratified_sample, task_split
+from models.data import SPLIT_SEED, LabeledData, stratified_sample, task_split
+from models.drift_reference import ensure_drift_reference
 from models.exceptions import ModelsError
 from models.lora import check_method
 from models.pipeline import default_config, train_and_register
@@ -92,6 +93,7 @@ def run_retrain(
     publish: Publish | None = None,
     show_progress: bool = True,
     policy: GatePolicy | None = None,
+    drift_reference: bool = True,
 ) -> RetrainReport:
     """Run one retrain of ``task``; never raises for a refusal, a skip or a failed training.
 
@@ -104,7 +106,9 @@ def run_retrain(
     split (tests); ``min_int8_agreement`` relaxes the export check for briefly trained
     models (None: the pipeline's bar). Without ``force`` a run with no label newer than
     the last run's is skipped. ``policy`` (significance level, minimum slice, tolerance)
-    supersedes ``tolerance``. Raises :class:`RetrainError` when the task has no production version.
+    supersedes ``tolerance``. With ``drift_reference`` the candidate's drift profile is
+    written (held-out plus the judged feedback slice; see :mod:`models.drift`).
+    Raises :class:`RetrainError` when the task has no production version.
     """
     started = time.monotonic()
     check_method(method)
@@ -219,6 +223,10 @@ def run_retrain(
         decision.summary(),
         decision.reasons,
     )
+    if drift_reference:
+        _write_drift_reference(
+            registry, task, candidate, data_dir, dataset.recent, feedback.texts, eval_threads
+        )
     announced: bool | None = None
     if decision.promote:
         registry.promote(task, candidate, reason=_promotion_reason(decision))
@@ -269,6 +277,30 @@ def _skip(task: str, champion: str, started: float, why: str) -> RetrainReport:
         champion=champion,
         wall_seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _write_drift_reference(
+    registry: Registry,
+    task: str,
+    version: str,
+    data_dir: Path,
+    recent: LabeledData,
+    feedback_texts: list[str],
+    threads: int,
+) -> None:
+    """The candidate's drift profile; a failure is logged, the run's outcome stands."""
+    try:
+        ensure_drift_reference(
+            registry,
+            task,
+            version,
+            data_dir,
+            extra=recent,
+            extra_vocabulary=feedback_texts,
+            threads=threads,
+        )
+    except (ModelsError, OSError, ValueError) as exc:
+        logger.error("no drift reference for %s/%s: %s", task, version, exc)
 
 
 def _promotion_reason(decision: GateDecision) -> str:
