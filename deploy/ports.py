@@ -47,7 +47,14 @@ def free_fixed_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a listener could bind ``port`` now.
+
+    With SO_REUSEADDR, as the broker's own listener binds: the connections of a broker that
+    just stopped linger in TIME_WAIT on its port, which a plain bind counts as taken (a
+    restarted broker then moved to another port and its clients never found it again).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

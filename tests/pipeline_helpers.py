@@ -70,14 +70,17 @@ class Pipeline:
         ensure_topics(settings, bootstrap)
         return cls(bootstrap, settings, env, workdir)
 
-    def start_worker(self, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, env: Mapping[str, str] | None = None, args: Iterable[str] = ()
+    ) -> subprocess.Popen[bytes]:
         """Start one more worker process (its output goes to worker-N.log); ``env`` adds to
-        the pipeline's environment for this process only (a restart does not inherit it)."""
+        the pipeline's environment for this process only (a restart does not inherit it);
+        ``args`` go to ``streamsense worker`` (``--supervise``)."""
         log = (self.workdir / f"worker-{len(self.metrics_ports)}.log").open("wb")
         port = free_port()
         self.metrics_ports.append(port)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams.cli", "worker", *args],
             env={**self.env, **(env or {}), "STREAMSENSE_METRICS_PORT": str(port)},
             stdout=log,
             stderr=subprocess.STDOUT,

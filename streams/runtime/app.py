@@ -24,7 +24,7 @@ from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
 from streams.edges.topics import TABLES, Replication
-from streams.runtime import faust_guard, record_guard
+from streams.runtime import connect_backoff, faust_guard, record_guard
 from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
 from streams.runtime.faults import Faults
 from streams.runtime.inflight import PoisonGuard
@@ -106,6 +106,7 @@ def build_app(
     """The worker's Faust app with every agent, table and background task registered."""
     faust_guard.install()
     record_guard.install()
+    connect_backoff.install()
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
