@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -36,6 +36,15 @@ ID_PREFIX = {"sentiment": "tw", "intent": "b77"}  # the ids `streamsense replay`
 def _task(value: str) -> str:
     if value not in TASKS:
         raise typer.BadParameter(f"expected one of {', '.join(TASKS)}")
+    return value
+
+
+METHODS: tuple[str, ...] = get_args(Settings.model_fields["retrain_method"].annotation)
+
+
+def _method(value: str | None) -> str | None:
+    if value is not None and value not in METHODS:
+        raise typer.BadParameter(f"expected one of {', '.join(METHODS)}")
     return value
 
 
@@ -92,7 +101,11 @@ def _observe(metrics: Metrics, report: RetrainReport) -> None:
 
 def print_report(report: RetrainReport, out: Console) -> None:
     """The gate's comparison as a table, then its reasons."""
-    out.print(f"[bold]{report.task}[/bold]: {report.status} — {report.message}", highlight=False)
+    out.print(
+        f"[bold]{report.task}[/bold] ({report.method} fine-tuning): {report.status} — "
+        f"{report.message}",
+        highlight=False,
+    )
     champ, cand = report.champion_eval, report.candidate_eval
     if champ is None or cand is None or report.decision is None:
         return
@@ -200,6 +213,14 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             int | None, typer.Option(min=1, help="Skip with fewer new labels.")
         ] = None,
         force: Annotated[bool, typer.Option(help="Run even if nothing is new.")] = False,
+        method: Annotated[
+            str | None,
+            typer.Option(
+                help="full or lora (adapters, merged before the export); default: "
+                "STREAMSENSE_RETRAIN_METHOD.",
+                callback=_method,
+            ),
+        ] = None,
         publish: Annotated[
             bool, typer.Option("--publish/--no-publish", help="Announce a promotion.")
         ] = True,
@@ -220,6 +241,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 data_dir=settings.data_dir,
                 store=store,
                 config_overrides={k: v for k, v in overrides.items() if v is not None},
+                method=_or(method, settings.retrain_method),
+                holdout_fraction=settings.retrain_holdout_fraction,
+                holdout_cap=settings.retrain_holdout_cap,
                 replay_ratio=_or(replay_ratio, settings.retrain_replay_ratio),
                 tolerance=_or(tolerance, settings.gate_tolerance),
                 policy=gate_policy(settings, tolerance),
@@ -231,6 +255,47 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         print_report(report, console)
         if report.status == "failed":
             raise typer.Exit(1)
+
+    @app.command("label-candidates")
+    def label_candidates(
+        task: TaskOption,
+        input_file: Annotated[
+            Path, typer.Option("--input", help="CSV/JSONL of stream items: text, optional id.")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="CSV or JSONL file to write.")],
+        count: Annotated[int, typer.Option(min=1, help="Items to offer.")] = 200,
+        candidate: Annotated[
+            str | None,
+            typer.Option(help="Also score with this registered version; disputes come first."),
+        ] = None,
+        id_prefix: Annotated[
+            str | None, typer.Option(help="Ids of rows without one: PREFIX-<row>.")
+        ] = None,
+    ) -> None:
+        """Write the items most worth labelling (disputed, then least confident) to a file."""
+        from models.registry import Registry
+        from retrain.active import label_requests, read_items, write_requests
+
+        settings = get_settings()
+        with one_line_errors():
+            items = read_items(input_file, id_prefix or ID_PREFIX[task])
+            registry = Registry(settings.registry_dir)
+            champion = registry.load(task)
+            texts = [item.text for item in items]
+            champ_probs = _probabilities(champion, texts)
+            cand_probs = None
+            if candidate is not None:
+                cand_probs = _probabilities(registry.load(task, candidate), texts)
+            requests = label_requests(items, champion.labels, champ_probs, cand_probs, count)
+            write_requests(out, requests)
+        disputed = sum(r.reason == "disagreement" for r in requests)
+        console.print(
+            f"wrote {len(requests)} of {len(items)} item(s) to {out} ({disputed} disputed between "
+            f"{champion.version} and {candidate or 'no candidate'}, the rest least confident "
+            f"by {champion.version}); fill in 'label', then `streamsense feedback --task {task} "
+            f"--input {out}`",
+            highlight=False,
+        )
 
     @app.command()
     def scheduler(
@@ -269,6 +334,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         registry_root=settings.registry_dir,
                         data_dir=settings.data_dir,
                         store=store,
+                        method=settings.retrain_method,
+                        holdout_fraction=settings.retrain_holdout_fraction,
+                        holdout_cap=settings.retrain_holdout_cap,
                         replay_ratio=settings.retrain_replay_ratio,
                         tolerance=settings.gate_tolerance,
                         policy=gate_policy(settings),
@@ -316,6 +384,17 @@ def gate_policy(settings: Settings, tolerance: float | None = None) -> GatePolic
         alpha=settings.gate_alpha,
         min_slice=settings.gate_min_slice,
     )
+
+
+def _probabilities(classifier: Any, texts: list[str]) -> Any:
+    """(texts, labels) probabilities of a loaded version, in its label order."""
+    import numpy as np
+
+    rows: list[list[float]] = []
+    for start in range(0, len(texts), 256):
+        for p in classifier.predict(texts[start : start + 256]):
+            rows.append([p.probs[name] for name in classifier.labels])
+    return np.asarray(rows, dtype=np.float64).reshape(len(texts), len(classifier.labels))
 
 
 def _or(value: Any, default: Any) -> Any:
