@@ -238,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             scores_file.write_text(json.dumps(scores), "utf-8")
     rows: list[dict[str, Any]] = []
     for count in sorted(args.counts):
-        for method in args.methods:
-            for selection in args.selections:
+        for selection in args.selections:  # full and LoRA side by side on the same labels
+            for method in args.methods:
                 point_dir = args.out / f"{count}-{method}-{selection}"
                 command = [
                     sys.executable,
