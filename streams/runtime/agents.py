@@ -251,17 +251,22 @@ Agent = Callable[[Any], Awaitable[None]]
 
 
 def batched(
-    name: str, c: Collaborators, handle: Callable[[Sequence[Any]], Awaitable[None]]
+    name: str,
+    c: Collaborators,
+    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    *,
+    adaptive: bool = False,
 ) -> Agent:
     """An agent that hands micro-batches to ``handle`` and acks each batch after it.
 
-    With a latency target the batch closes as a :class:`BatchController` plans (at most
-    ``batch_size`` records); without one, at ``batch_size`` or every ``batch_max_wait_s``.
+    An ``adaptive`` agent (the scorers: the produce-to-output path) with a latency target
+    closes its batches as a :class:`BatchController` plans (at most ``batch_size``
+    records); the others, at ``batch_size`` or every ``batch_max_wait_s``.
     """
 
     async def agent(stream: Any) -> None:
         controller = BatchController(c.latency_target_s or c.batch_max_wait_s, c.batch_size)
-        if c.latency_target_s > 0:
+        if adaptive and c.latency_target_s > 0:
             batches = adaptive_batches(stream, controller)
         else:
             batches = stream.noack_take(c.batch_size, within=c.batch_max_wait_s)
@@ -320,4 +325,4 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 observe_latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()
 
-    return batched("news-scorer", c, handle)
+    return batched("news-scorer", c, handle, adaptive=True)

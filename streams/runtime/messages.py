@@ -140,7 +140,7 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
                 await outbox.send(t.messages_scored, customer, value)
         await confirm_routed(c, outbox, rows, routed)
 
-    return batched("message-scorer", c, handle)
+    return batched("message-scorer", c, handle, adaptive=True)
 
 
 def make_router(c: Collaborators, history: Any) -> Agent:

@@ -88,6 +88,72 @@ def test_every_valid_input_yields_its_outputs(pipeline: Pipeline, trained_regist
     assert all(1 <= len(r["actions"]) <= 3 for r in recs.records)
 
 
+def _changelog(bootstrap: str, topic: str, settle_s: float = 5.0) -> list[tuple[int, str]]:
+    """(partition, key) of every record on a table's changelog so far."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        out: list[tuple[int, str]] = []
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                out.extend((tp.partition, json.loads(r.key)) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_the_scorer_routes_messages_keyed_by_customer_and_repartitions_the_rest(
+    pipeline: Pipeline,
+) -> None:
+    from kafka.partitioner.default import murmur2
+
+    from streams.edges.topics import changelog_topic
+
+    s = pipeline.settings
+    messages = _messages(pipeline, 400, 40, "contract")
+    # the first 30 keyed by their customer (the contract), 5 with no key, 5 with another key
+    keyed = [(k, v) for k, v, _ in messages[:30]]
+    unkeyed: list[tuple[bytes | None, bytes]] = [(None, v) for _, v, _ in messages[30:35]]
+    unkeyed += [(b"some-other-key", v) for _, v, _ in messages[35:]]
+    produce(pipeline.bootstrap, s.topic_messages_raw, [*keyed, *unkeyed])
+    ids = {i for _, _, i in messages}
+    routed = TopicReader(pipeline.bootstrap, s.topic_tickets_routed)
+    scored = TopicReader(pipeline.bootstrap, s.topic_messages_scored)
+    try:
+        routed.wait_for_ids(ids, 180, pipeline.assert_workers_alive)
+        repartitioned = {i for _, _, i in messages[30:]}
+        scored.wait_for_ids(repartitioned, 60, pipeline.assert_workers_alive)
+        scored.wait_for(lambda recs: False, 3)  # anything more would show now
+    finally:
+        routed.close()
+        scored.close()
+    assert ids <= {r["id"] for r in routed.records}
+    # only the messages not keyed by their customer took the messages.scored hop, keyed now
+    on_scored = {r["id"] for r in scored.records if r["id"].startswith("contract")}
+    assert on_scored == repartitioned
+    assert all(
+        key == r["customer_id"].encode()
+        for key, r in zip(scored.keys, scored.records, strict=True)
+        if r["id"] in repartitioned
+    )
+    # every customer's history row is in the changelog partition of the customer's key
+    # (the partition a rebalance hands over with it), written from scorer batches and router
+    customers = {json.loads(v)["customer_id"] for _, v, _ in messages}
+    rows = [
+        (p, c)
+        for p, c in _changelog(pipeline.bootstrap, changelog_topic(s, "customer-history"))
+        if c in customers
+    ]
+    assert {c for _, c in rows} == customers
+    for partition, customer in rows:
+        assert partition == (murmur2(customer.encode()) & 0x7FFFFFFF) % s.topic_partitions
+
+
 BAD_NEWS: dict[str, tuple[bytes, str]] = {
     "bad-utf8": (b'{"id": "x\xff\xfe"}', "invalid_utf8"),
     "not-json": (b"this is not json", "invalid_json"),
