@@ -27,7 +27,7 @@ run: $(STAMP) ## Broker, models (trained if missing), worker and a replay of rea
 test: $(STAMP) contracts ## Layering contracts, unit and integration tests against real Kafka, Prometheus, PostgreSQL
 	@bash deploy/install-prometheus.sh
 	@bash deploy/install-postgres.sh
-	$(BIN)/python -m pytest -m "not gpu" tests
+	$(BIN)/python -m pytest -m "not gpu and not chaos_full" tests
 
 test-unit: $(STAMP) ## Unit tests only (no I/O)
 	$(BIN)/python -m pytest tests/unit
@@ -35,7 +35,7 @@ test-unit: $(STAMP) ## Unit tests only (no I/O)
 test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
 	@bash deploy/install-prometheus.sh
 	@bash deploy/install-postgres.sh
-	$(BIN)/python -m pytest -m "not gpu" tests/integration
+	$(BIN)/python -m pytest -m "not gpu and not chaos_full" tests/integration tests/chaos
 
 chaos: $(STAMP) ## The chaos suite in full: 20,000 messages and 10 SIGKILLs, broker restart, 3-broker leader kill, scaling, poison (~25 min)
 	STREAMSENSE_CHAOS=full $(BIN)/python -m pytest -s -m chaos tests/chaos
