@@ -55,6 +55,7 @@ DEAD_LETTER_REASONS = (
     "invalid_state",
     "event_time_in_future",
     "processing_error",
+    "quarantined",
 )
 
 

@@ -6,6 +6,7 @@ that shared its batch are scored. Real broker, real supervisor and worker proces
 from __future__ import annotations
 
 import base64
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,12 +59,22 @@ def test_a_record_that_keeps_killing_the_worker_is_quarantined_and_the_rest_flow
     try:
         counts = routed.wait_for_ids({m.item_id for m in good}, 420, alive)
         letters.wait_for(lambda recs: len(recs) >= 1, 120, alive)
+        metrics = (
+            urllib.request.urlopen(f"http://127.0.0.1:{pipe.metrics_ports[0]}/metrics", timeout=10)
+            .read()
+            .decode()
+        )
     finally:
         pipe.stop_all()
         routed.close()
         letters.close()
     assert {m.item_id for m in good} <= set(counts), pipe.logs()
     assert "sup-killer" not in counts
+    quarantined = (
+        "streamsense_records_dead_lettered_total"
+        f'{{topic="{s.topic_messages_raw}",reason="quarantined"}} 1.0'
+    )
+    assert quarantined in metrics
     [letter] = letters.records
     assert letter["reason"] == "quarantined", letter
     assert base64.b64decode(letter["key"]) == b"cust-killer"
