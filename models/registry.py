@@ -8,6 +8,8 @@ Layout::
                                            decisions.jsonl (append-only, not hashed),
                                            drift_reference.json (derived, not hashed)
     <root>/<task>/production.json          {"version", "manifest_sha256", "history": [...]}
+    <root>/<task>/shadow.json              {"version", "manifest_sha256", "since", "reason"}
+                                           (a candidate scored beside production, not served)
     <root>/<task>/runs/<run>/              TensorBoard event files of training runs
 
 A version is written into a staging directory inside the task directory and renamed
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALIAS = "production.json"
+SHADOW = "shadow.json"
 VERSION_PATTERN = re.compile(r"^v(\d{4,})-(\d{8}T\d{6})$")
 TASK_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -118,6 +121,18 @@ class Registry:
     def production(self, task: str) -> str | None:
         """The production version of a task, or None when nothing was promoted."""
         version = self.alias(task).get("version")
+        return str(version) if version else None
+
+    def shadow(self, task: str) -> str | None:
+        """The version in shadow for a task (scored beside production, never served)."""
+        path = self.task_dir(task) / SHADOW
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"shadow alias {path} is not valid JSON: {exc}") from exc
+        version = data.get("version") if isinstance(data, dict) else None
         return str(version) if version else None
 
     def verify(self, task: str, version: str) -> dict[str, Any]:
@@ -289,9 +304,11 @@ class Registry:
         logger.info("%s %s/%s (was %s): %s", action, task, version, entry["previous"], reason)
 
     def promote(self, task: str, version: str, reason: str) -> None:
-        """Make a verified version the production version of its task."""
+        """Make a verified version the production version of its task (ending its shadow)."""
         with self._alias_lock(task):
             self._move_alias(task, version, "promote", reason)
+            if self.shadow(task) == version:
+                (self.task_dir(task) / SHADOW).unlink(missing_ok=True)
 
     def rollback(self, task: str, reason: str) -> str:
         """Move the alias back to the version that was production before the current one."""
@@ -304,6 +321,36 @@ class Registry:
             target = stack[-2]
             self._move_alias(task, target, "rollback", reason)
             return target
+
+    def set_shadow(self, task: str, version: str, reason: str) -> None:
+        """Put a verified version in shadow (replacing any other); production is unchanged."""
+        with self._alias_lock(task):
+            if version == self.production(task):
+                raise RegistryError(
+                    f"{task}/{version} is the production version; only a candidate can be "
+                    "put in shadow"
+                )
+            self.verify(task, version)
+            write_json_atomic(
+                self.task_dir(task) / SHADOW,
+                {
+                    "task": task,
+                    "version": version,
+                    "manifest_sha256": sha256_file(self.version_dir(task, version) / MANIFEST),
+                    "since": utc_now(),
+                    "reason": reason,
+                },
+            )
+        logger.info("shadow %s/%s: %s", task, version, reason)
+
+    def clear_shadow(self, task: str) -> str | None:
+        """End a task's shadow period; return the version that was in shadow."""
+        with self._alias_lock(task):
+            version = self.shadow(task)
+            (self.task_dir(task) / SHADOW).unlink(missing_ok=True)
+        if version is not None:
+            logger.info("shadow of %s/%s ended", task, version)
+        return version
 
     def record_decision(self, task: str, version: str, decision: Mapping[str, Any]) -> None:
         """Append a gate decision to the version's ``decisions.jsonl`` (not hashed)."""

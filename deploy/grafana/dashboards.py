@@ -466,6 +466,60 @@ def models_and_alerts() -> dict[str, Any]:
                     ],
                 ),
             ),
+            (
+                timeseries(
+                    "Last gate decision: recent-feedback accuracy gain with its interval",
+                    [
+                        (
+                            "max by (task, bound) "
+                            '(streamsense_gate_interval{metric="recent_accuracy"})',
+                            "{{task}} {{bound}}",
+                        ),
+                        (
+                            "max by (task, bound) "
+                            '(streamsense_gate_interval{metric="heldout_accuracy"})',
+                            "{{task}} held-out {{bound}}",
+                        ),
+                    ],
+                    unit="percentunit",
+                    description="Candidate minus champion on the same items, with the bootstrap "
+                    "interval (1 - STREAMSENSE_GATE_ALPHA). Promotion needs a significant "
+                    "recent gain and a held-out low bound above -STREAMSENSE_GATE_TOLERANCE.",
+                ),
+                timeseries(
+                    "Last gate decision: McNemar p-value",
+                    [("max by (task) (streamsense_gate_p_value)", "{{task}}")],
+                    description="Mid-p of the recent-feedback accuracy difference; a gain "
+                    "counts when it is below STREAMSENSE_GATE_ALPHA (0.05 by default).",
+                ),
+            ),
+            row("Drift"),
+            (
+                timeseries(
+                    "Drift score by task (largest PSI vs the training reference)",
+                    [
+                        ("max by (task) (streamsense_drift_score)", "{{task}}"),
+                    ],
+                    description="Population stability index of the last STREAMSENSE_DRIFT_WINDOW "
+                    "scored items against the served version's reference: 0.1 moderate, "
+                    "0.25 major (the alert and the retrain trigger).",
+                ),
+                timeseries(
+                    "Drift PSI by feature",
+                    [
+                        (
+                            "max by (task, feature) (streamsense_drift_psi)",
+                            "{{task}} {{feature}}",
+                        ),
+                    ],
+                    description="label and confidence: what the model says; length and oov "
+                    "(share of words outside the training vocabulary): what comes in.",
+                ),
+                timeseries(
+                    "Items in the drift window",
+                    [("max by (task) (streamsense_drift_window_items)", "{{task}}")],
+                ),
+            ),
         ],
     )
 

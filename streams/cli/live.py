@@ -1,8 +1,9 @@
 """A live terminal view of a running pipeline: models, throughput, alerts, routing decisions.
 
 The models table says, per task, the version the outputs carry (what the workers really
-serve), the version the registry alias names, and the last gate decision with its first
-reason, so a promotion, a refusal or a swap that has not arrived yet is visible at once.
+serve), the version the registry alias names, the version in shadow, the last gate
+decision with its interval, and the drift score, so a promotion, a refusal, a hold-back
+or a swap that has not arrived yet is visible at once.
 
 Shows ids, labels, queues and headlines of public news; never customer message text.
 """
@@ -21,6 +22,7 @@ from rich.console import Group
 from rich.table import Table
 
 from models.registry import Registry
+from streams.cli.model_status import DriftSource, decision_text, drift_text, model_status
 from streams.edges.security import kafka_python_config
 from streams.settings import Settings
 
@@ -30,32 +32,23 @@ REGISTRY_REFRESH_S = 5.0
 
 def latest_decision(registry: Registry, task: str) -> dict[str, Any] | None:
     """The newest gate decision recorded about any version of ``task`` (with its version)."""
-    newest: dict[str, Any] | None = None
-    for version in registry.versions(task):
-        for decision in registry.decisions(task, version):
-            if newest is None or str(decision.get("at", "")) >= str(newest.get("at", "")):
-                newest = {"version": version, **decision}
-    return newest
-
-
-def _decision_text(decision: dict[str, Any] | None) -> str:
-    if decision is None:
-        return "-"
-    reasons = decision.get("reasons") or []
-    first = f": {reasons[0]}" if reasons else ""
-    return (
-        f"{decision.get('decision', '?')} {decision['version']} ({decision.get('at', '?')}){first}"
-    )
+    return registry.last_decision(task)
 
 
 class LiveState:
     """What the view shows, fed by a consumer thread (and the registry, every few seconds)."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        drift: DriftSource | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
+        self.drift = drift
         self.serving: dict[str, str] = {}
-        self._models: list[tuple[str, str, str]] = []
+        self._models: list[tuple[str, str, str, str, str]] = []
         self._models_at = -REGISTRY_REFRESH_S
         self.counts: dict[str, int] = {}
         self.window: deque[tuple[float, str]] = deque()
@@ -83,19 +76,27 @@ class LiveState:
         if isinstance(version, str) and version:
             self.serving[task] = version
 
-    def models(self) -> list[tuple[str, str, str]]:
-        """Per task: production alias and last gate decision (read at most every 5 s)."""
+    def models(self) -> list[tuple[str, str, str, str, str]]:
+        """Per task: production alias, shadow, last gate decision and drift score (read at
+        most every 5 s)."""
         now = time.monotonic()
         if self.registry is not None and now - self._models_at >= REGISTRY_REFRESH_S:
             self._models_at = now
             rows = []
             for task in TASKS:
                 try:
-                    alias = self.registry.production(task) or "-"
-                    decision = _decision_text(latest_decision(self.registry, task))
+                    status = model_status(self.registry, task, self.drift)
+                    rows.append(
+                        (
+                            task,
+                            status.production or "-",
+                            status.shadow or "-",
+                            decision_text(status.decision),
+                            drift_text(status),
+                        )
+                    )
                 except Exception as exc:  # a registry being written: show it, try again
-                    alias, decision = "?", f"registry unreadable: {type(exc).__name__}"
-                rows.append((task, alias, decision))
+                    rows.append((task, "?", "?", f"unreadable: {type(exc).__name__}", "-"))
             self._models = rows
         return self._models
 
@@ -106,14 +107,21 @@ class LiveState:
     def render(self) -> Group:
         s = self.settings
         models = Table(title="models", expand=True)
-        for column in ("task", "in service (outputs)", "registry alias", "last gate decision"):
+        for column in (
+            "task",
+            "in service (outputs)",
+            "registry alias",
+            "shadow",
+            "last gate decision",
+            "drift (PSI)",
+        ):
             models.add_column(column)
-        registry_rows = {task: (alias, decision) for task, alias, decision in self.models()}
+        registry_rows = {row[0]: row[1:] for row in self.models()}
         with self.lock:
             serving = dict(self.serving)
         for task in TASKS:
-            alias, decision = registry_rows.get(task, ("-", "-"))
-            models.add_row(task, serving.get(task, "-"), alias, decision)
+            alias, shadow, decision, drift = registry_rows.get(task, ("-", "-", "-", "-"))
+            models.add_row(task, serving.get(task, "-"), alias, shadow, decision, drift)
         flow = Table(title="throughput (last 10 s)", expand=True)
         for column in ("topic", "records/s", "total"):
             flow.add_column(column)

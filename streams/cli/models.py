@@ -17,6 +17,7 @@ from models.data import TASKS
 from models.exceptions import ModelsError
 from models.registry import Registry
 from streams.cli.errors import one_line_errors
+from streams.cli.model_status import model_status, status_lines
 from streams.settings import Settings
 
 console = Console()
@@ -169,14 +170,19 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         task: TaskArg,
         version: Annotated[str | None, typer.Argument(help="Default: production.")] = None,
     ) -> None:
-        """Verify a version and print its manifest summary and per-class report."""
-        registry = Registry(get_settings().registry_dir)
+        """Production, shadow, the last gate decision with its interval, drift; then a
+        version's manifest summary and per-class report."""
+        settings = get_settings()
+        registry = Registry(settings.registry_dir)
         with one_line_errors():
             version = version or registry.production(task)
             if version is None:
                 raise ModelsError(f"task {task!r} has no production version; name a version")
             manifest = registry.verify(task, version)
             decisions = registry.decisions(task, version)
+            status = model_status(registry, task, _served_drift(settings, registry))
+        for line in status_lines(status):
+            console.print(line, highlight=False, soft_wrap=True)
         heldout = manifest["metrics"]["heldout"]
         console.print(
             f"[bold]{task}/{version}[/bold] verified ({len(manifest['files'])} files); "
@@ -233,6 +239,57 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         _announce(settings, task, version, "rollback")
 
     @models_app.command()
+    def shadow(
+        task: TaskArg,
+        version: Annotated[
+            str | None, typer.Argument(help="Candidate to score beside production.")
+        ] = None,
+        clear: Annotated[bool, typer.Option("--clear", help="End the shadow period.")] = False,
+        reason: Annotated[str, typer.Option(help="Why (kept in shadow.json).")] = "manual",
+    ) -> None:
+        """Put a candidate in shadow (scored beside production, never served), or end it."""
+        registry = Registry(get_settings().registry_dir)
+        with one_line_errors():
+            if clear:
+                ended = registry.clear_shadow(task)
+                console.print(f"{task}: shadow {'of ' + ended + ' ' if ended else ''}ended")
+                return
+            if version is None:
+                raise ModelsError("name the version to put in shadow, or pass --clear")
+            registry.set_shadow(task, version, reason)
+        console.print(f"{task}: {version} in shadow beside production {registry.production(task)}")
+
+    @models_app.command("drift-reference")
+    def drift_reference(
+        task: TaskArg,
+        version: Annotated[str | None, typer.Argument(help="Default: production.")] = None,
+        rebuild: Annotated[bool, typer.Option(help="Recompute an existing reference.")] = False,
+    ) -> None:
+        """Compute a version's drift reference from the held-out split (once per version)."""
+        from models.drift_reference import ensure_drift_reference
+
+        settings = get_settings()
+        registry = Registry(settings.registry_dir)
+        with one_line_errors():
+            version = version or registry.production(task)
+            if version is None:
+                raise ModelsError(f"task {task!r} has no production version; name a version")
+            reference = ensure_drift_reference(
+                registry,
+                task,
+                version,
+                settings.data_dir,
+                threads=settings.inference_threads,
+                rebuild=rebuild,
+            )
+        control = reference.control or {}
+        console.print(
+            f"{task}/{version}: drift reference of {reference.n} items ({reference.source}); "
+            f"control sample of {control.get('n', '?')}: score {control.get('score', '?')}",
+            highlight=False,
+        )
+
+    @models_app.command()
     def ensure() -> None:
         """Train and promote every task that has no production version yet."""
         from models.pipeline import ensure_models
@@ -262,6 +319,28 @@ def _announce(settings: Settings, task: str, version: str, action: str) -> None:
     console.print(
         f"announced on {settings.topic_models_control}: running workers swap to {version}"
     )
+
+
+def _served_drift(settings: Settings, registry: Registry) -> Callable[[str], float | None]:
+    """The drift score of a task from the served predictions in the feedback store."""
+    from retrain.drift_source import served_drift
+    from retrain.exceptions import StoreError
+    from retrain.store import FeedbackStore
+
+    def score(task: str) -> float | None:
+        try:
+            with FeedbackStore.open(settings.feedback_db_url) as store:
+                return served_drift(
+                    store,
+                    registry,
+                    task,
+                    window=settings.drift_window,
+                    min_items=settings.drift_min_items,
+                )
+        except StoreError:
+            return None
+
+    return score
 
 
 def _read_manifest(registry: Registry, task: str, version: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Metrics:
     confidence: Histogram
     alerts: Counter
     late_items: Counter
+    broker_connect_failures: Counter
     model_info: Gauge
     swaps: Counter
     swap_failures: Counter
@@ -86,6 +87,11 @@ class Metrics:
             ):
                 counter.labels(task)
             self.alias_mismatch.labels(task).set(0)
+            # no drift measured yet: NaN (not 0, which would read as "no drift")
+            self.drift_score.labels(task).set(float("nan"))
+            for feature in DRIFT_FEATURES:
+                self.drift_psi.labels(task, feature).set(float("nan"))
+            self.drift_window_items.labels(task).set(0)
         for kind in alert_kinds:
             self.alerts.labels(kind)
         for monitor in MONITORS:
@@ -170,6 +176,12 @@ class Metrics:
                 f"{p}_late_items",
                 "Items a monitor ignored: older than its window when they arrived.",
                 ["agent"],
+                registry=r,
+            ),
+            broker_connect_failures=Counter(
+                f"{p}_broker_connect_failures",
+                "Failed connections to a Kafka broker (each followed by a backoff of up to "
+                "2 s to that broker).",
                 registry=r,
             ),
             model_info=Gauge(

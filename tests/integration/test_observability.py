@@ -235,7 +235,7 @@ class SchedulerShapedExporter:
             self.metrics.retrain_seconds.labels(task)
             for outcome in ("succeeded", "failed"):
                 self.metrics.retrain_runs.labels(task, outcome)
-            for decision in ("promoted", "rejected"):
+            for decision in ("promoted", "rejected", "not_enough_evidence"):
                 self.metrics.gate_decisions.labels(task, decision)
         server, _thread = start_http_server(0, "127.0.0.1", registry=self.metrics.registry)
         self.server = server
@@ -245,7 +245,12 @@ class SchedulerShapedExporter:
         for task, seconds in (("sentiment", 95.0), ("intent", 140.0)):
             self.metrics.retrain_runs.labels(task, "succeeded").inc()
             self.metrics.retrain_seconds.labels(task).observe(seconds)
-            self.metrics.gate_decisions.labels(task, "promoted").inc()
+            interval = {"low": 0.02, "estimate": 0.06, "high": 0.1, "p_value": 0.004}
+            self.metrics.record_gate(
+                task,
+                "promoted",
+                {"recent_accuracy": interval, "heldout_accuracy": {**interval, "low": -0.004}},
+            )
             self.metrics.retrain_runs.labels(task, "failed").inc()
             self.metrics.retrain_seconds.labels(task).observe(seconds / 3)
             self.metrics.gate_decisions.labels(task, "rejected").inc()
