@@ -107,7 +107,7 @@ def build_app(
     """The worker's Faust app with every agent, table and background task registered."""
     faust_guard.install()
     record_guard.install()
-    connect_backoff.install()
+    connect_backoff.install(on_failure=metrics.broker_connect_failures.inc)
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -14,6 +14,7 @@ broker that comes back is found again within the current backoff (at most 2 s).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
@@ -44,8 +45,13 @@ class NodeBackoff:
         self.nodes.pop(conn_id, None)
 
 
-def install() -> None:
-    """Wrap ``AIOKafkaClient._get_conn`` with the per-node backoff (idempotent)."""
+_on_failure: list[Callable[[], None]] = []
+
+
+def install(on_failure: Callable[[], None] | None = None) -> None:
+    """Wrap ``AIOKafkaClient._get_conn`` with the per-node backoff (idempotent);
+    ``on_failure`` is called on every failed connection (a metric)."""
+    _on_failure[:] = [on_failure] if on_failure is not None else []
     original = AIOKafkaClient._get_conn
     if getattr(original, _MARK, False):
         return
@@ -60,6 +66,8 @@ def install() -> None:
         conn = await original(self, node_id, **kwargs)
         if conn is None:
             backoff.failed(conn_id, loop.time())
+            for callback in _on_failure:
+                callback()
         else:
             backoff.succeeded(conn_id)
         return conn

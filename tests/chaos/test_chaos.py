@@ -14,6 +14,7 @@ import json
 import random
 import signal
 import time
+import urllib.request
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_worker_waits_quietly(
     lines_down = log_lines(log) - lines_before
     cpu_down = cpu_seconds(worker.pid) - cpu_before
     assert worker.poll() is None, f"the worker exited while the broker was down\n{pipe.logs()}"
+    failures = _metric(pipe.metrics_ports[-1], "streamsense_broker_connect_failures_total")
+    assert failures > 0, "the outage must show in streamsense_broker_connect_failures_total"
     own_broker.start()
     back_at = time.monotonic()
     verdicts = run.finish(600 if FULL else 300, stop=False)
@@ -303,6 +306,7 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_worker_waits_quietly(
         outage_s=outage_s,
         worker_log_lines_during_outage=lines_down,
         worker_cpu_s_during_outage=round(cpu_down, 1),
+        connect_failures_during_outage=int(failures),
         resume_s=round(resumed[0], 1) if resumed else "-",
         crash_only_restarts=pipe.restarts,
         sigterm_exit=status,
@@ -314,6 +318,14 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_worker_waits_quietly(
     assert cpu_down <= 0.3 * outage_s, f"{cpu_down:.1f} CPU-s in a {outage_s} s outage"
     # STREAMSENSE_SHUTDOWN_TIMEOUT_S (10 s) bounds it; without it: a minute and more
     assert took < 20, f"the worker took {took:.0f} s to stop on SIGTERM\n{pipe.logs()}"
+
+
+def _metric(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not exported")
 
 
 def _busiest_leader(bootstrap: str, topics: list[str]) -> int:
