@@ -158,8 +158,8 @@ def saturation_rounds(
 def _members(bootstrap: str, security: dict[str, Any], group: str) -> int:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security)
     try:
-        [description] = admin.describe_consumer_groups([group])
-        return len(description.members) if description.state == "Stable" else 0
+        description = admin.describe_groups([group])[group]
+        return len(description["members"]) if description["group_state"] == "Stable" else 0
     finally:
         admin.close()
 
