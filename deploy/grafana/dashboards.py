@@ -293,6 +293,19 @@ def pipeline() -> dict[str, Any]:
                     description="Every worker reports the whole group's lag; max de-duplicates.",
                 ),
                 timeseries(
+                    "Failed broker connections / s by worker",
+                    [
+                        (
+                            "sum by (instance) "
+                            "(rate(streamsense_broker_connect_failures_total[1m]))",
+                            "{{instance}}",
+                        )
+                    ],
+                    unit="reqps",
+                    description="Zero while the brokers answer. During an outage a worker "
+                    "backs off (at most one attempt per broker every 2 s) and resumes alone.",
+                ),
+                timeseries(
                     "Workers per model version in service",
                     [
                         (
