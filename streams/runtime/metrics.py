@@ -58,6 +58,11 @@ class Metrics:
     drift_psi: Gauge
     drift_score: Gauge
     drift_window_items: Gauge
+    shadow_items: Counter
+    shadow_agreements: Counter
+    shadow_confidence_shift: Gauge
+    shadow_online_correct: Counter
+    shadow_online_judged: Counter
     feedback: Counter
     online_correct: Counter
     online_total: Counter
@@ -113,6 +118,23 @@ class Metrics:
         recent = intervals.get("recent_accuracy")
         if recent and "p_value" in recent:
             self.gate_p_value.labels(task).set(float(recent["p_value"]))
+
+    def record_shadow(
+        self, task: str, items: int, agreements: int, confidence_shift: float | None
+    ) -> None:
+        """Count a batch scored in shadow; ``confidence_shift``: the window's mean."""
+        self.shadow_items.labels(task).inc(items)
+        self.shadow_agreements.labels(task).inc(agreements)
+        if confidence_shift is not None:
+            self.shadow_confidence_shift.labels(task).set(confidence_shift)
+
+    def record_shadow_judged(self, task: str, production_right: bool, shadow_right: bool) -> None:
+        """Feedback on an item both production and the shadow version scored."""
+        self.shadow_online_judged.labels(task).inc()
+        if production_right:
+            self.shadow_online_correct.labels(task, "production").inc()
+        if shadow_right:
+            self.shadow_online_correct.labels(task, "shadow").inc()
 
     def record_drift(
         self, task: str, psi: Mapping[str, float], score: float, window_items: int
@@ -251,6 +273,36 @@ class Metrics:
             drift_window_items=Gauge(
                 f"{p}_drift_window_items",
                 "Scored items in a task's drift window.",
+                ["task"],
+                registry=r,
+            ),
+            shadow_items=Counter(
+                f"{p}_shadow_items",
+                "Items scored by both production and the version in shadow.",
+                ["task"],
+                registry=r,
+            ),
+            shadow_agreements=Counter(
+                f"{p}_shadow_agreements",
+                "Items on which the version in shadow predicted production's label.",
+                ["task"],
+                registry=r,
+            ),
+            shadow_confidence_shift=Gauge(
+                f"{p}_shadow_confidence_shift",
+                "Mean confidence of the shadow version minus production's, recent items.",
+                ["task"],
+                registry=r,
+            ),
+            shadow_online_correct=Counter(
+                f"{p}_shadow_online_correct",
+                "Feedback on items both scored that agrees with a model (production|shadow).",
+                ["task", "model"],
+                registry=r,
+            ),
+            shadow_online_judged=Counter(
+                f"{p}_shadow_online_judged",
+                "Feedback on items both production and the shadow version scored.",
                 ["task"],
                 registry=r,
             ),
