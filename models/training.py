@@ -6,6 +6,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,6 +70,10 @@ class EpochRecord:
     heldout_loss: float
     heldout_accuracy: float
     heldout_macro_f1: float
+    # the epoch's training steps alone (no evaluation): wall time, and CPU time of this
+    # process, which a machine shared with other busy processes does not inflate
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -214,6 +219,7 @@ def _fine_tune(
             for epoch in range(1, config.epochs + 1):
                 model.train()
                 running = 0.0
+                wall_start, cpu_start = time.monotonic(), time.process_time()
                 batches = length_bucketed_batches(lengths, config.batch_size, rng)
                 for batch in batches:
                     ids, mask = encoder.encode([train.texts[i] for i in batch])
@@ -231,6 +237,8 @@ def _fine_tune(
                         writer.add_scalar("train/loss", float(loss.item()), step)
                         writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                     progress.update(bar, advance=1, loss=float(loss.item()))
+                seconds = time.monotonic() - wall_start
+                cpu_seconds = time.process_time() - cpu_start
                 heldout_loss, report, final_logits = evaluate(
                     model, encoder, heldout, config.eval_batch_size
                 )
@@ -241,6 +249,8 @@ def _fine_tune(
                     heldout_loss=heldout_loss,
                     heldout_accuracy=report["accuracy"],
                     heldout_macro_f1=report["macro_f1"],
+                    seconds=round(seconds, 2),
+                    cpu_seconds=round(cpu_seconds, 2),
                 )
                 history.append(record)
                 if writer is not None:

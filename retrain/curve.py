@@ -121,6 +121,7 @@ def run_point(
     if result.candidate is None or result.candidate_eval is None or result.champion_eval is None:
         return {"count": count, "method": method, "selection": selection, "status": result.status}
     after = report(registry.load(TASK, result.candidate), heldout)
+    history = registry.verify(TASK, result.candidate)["training"]["history"]
     return {
         "count": count,
         "method": method,
@@ -134,6 +135,8 @@ def run_point(
         "phrasebank_accuracy_before": result.champion_eval.heldout_accuracy,
         "phrasebank_accuracy_after": result.candidate_eval.heldout_accuracy,
         "train_seconds": result.train_seconds,
+        "epochs_seconds": round(sum(e.get("seconds", 0.0) for e in history), 1),
+        "epochs_cpu_seconds": round(sum(e.get("cpu_seconds", 0.0) for e in history), 1),
         "retrain_wall_seconds": round(wall, 1),
         # Linux reports ru_maxrss in KiB
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
