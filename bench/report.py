@@ -57,13 +57,13 @@ def _main_table(results: dict[str, Any]) -> Table:
     cfg = _config(p)
     rounds = p.get("rounds")
     if rounds:
-        n = len(rounds["rounds"])
+        count = len(rounds["rounds"])
         for name, key, window in (
             ("messages/s (tickets.routed)", "messages_per_s", "messages_window_s"),
             ("news/s (news.scored)", "news_per_s", "news_window_s"),
         ):
             shortest = _f(rounds[window]["min"])
-            note = f"{_spread(rounds[key])}, {n} rounds, windows >= {shortest}s; {cfg}"
+            note = f"{_spread(rounds[key])}, {count} rounds, windows >= {shortest}s; {cfg}"
             table.add_row(name, _f(rounds[key]["median"]), note)
         table.add_row(
             "ceiling messages/s",
