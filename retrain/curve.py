@@ -85,6 +85,7 @@ def run_point(
     selection: str,
     scores_file: Path | None,
     threads: int,
+    min_int8_agreement: float | None = None,
 ) -> dict[str, Any]:
     """One retrain on ``count`` labels; the numbers of one row of the curve."""
     data, pool, heldout_idx = _pool_and_heldout(data_dir)
@@ -115,11 +116,18 @@ def run_point(
             config_overrides={"threads": threads} if threads else None,
             min_new_labels=1,
             force=True,
+            min_int8_agreement=min_int8_agreement,
             show_progress=False,
         )
         wall = time.monotonic() - started
     if result.candidate is None or result.candidate_eval is None or result.champion_eval is None:
-        return {"count": count, "method": method, "selection": selection, "status": result.status}
+        return {
+            "count": count,
+            "method": method,
+            "selection": selection,
+            "status": result.status,
+            "message": result.message,
+        }
     after = report(registry.load(TASK, result.candidate), heldout)
     history = registry.verify(TASK, result.candidate)["training"]["history"]
     return {
@@ -210,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["full", "lora"])
     parser.add_argument("--selections", nargs="+", default=["random", "uncertainty"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--min-int8-agreement",
+        type=float,
+        default=None,
+        help="Relax the export's int8 check (briefly trained champions have many near-ties).",
+    )
     parser.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scores", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -229,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             selection=selection,
             scores_file=args.scores,
             threads=args.threads,
+            min_int8_agreement=args.min_int8_agreement,
         )
         (args.out / "point.json").write_text(json.dumps(row), "utf-8")
         return 0
@@ -253,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     *("--out", str(point_dir), "--counts", str(count), "--methods", method),
                     *("--selections", selection, "--threads", str(args.threads)),
                     *(("--scores", str(scores_file)) if scores_file else ()),
+                    *(
+                        ("--min-int8-agreement", str(args.min_int8_agreement))
+                        if args.min_int8_agreement is not None
+                        else ()
+                    ),
                 ]
                 subprocess.run(command, check=True)
                 rows.append(json.loads((point_dir / "point.json").read_text("utf-8")))
