@@ -533,6 +533,42 @@ def models_and_alerts() -> dict[str, Any]:
                     [("max by (task) (streamsense_drift_window_items)", "{{task}}")],
                 ),
             ),
+            row("Shadow (a candidate scored beside production, not served)"),
+            (
+                timeseries(
+                    "Shadow agreement with production",
+                    [
+                        (
+                            "sum by (task) (increase(streamsense_shadow_agreements_total[1h])) / "
+                            "sum by (task) (increase(streamsense_shadow_items_total[1h]))",
+                            "{{task}}",
+                        )
+                    ],
+                    unit="percentunit",
+                    description="Share of the last hour's items on which the version in shadow "
+                    "(streamsense models shadow) predicted production's label.",
+                ),
+                timeseries(
+                    "Shadow confidence shift",
+                    [("avg by (task) (streamsense_shadow_confidence_shift)", "{{task}}")],
+                    description="Mean confidence of the shadow version minus production's.",
+                ),
+                timeseries(
+                    "Online accuracy on items both scored",
+                    [
+                        (
+                            "sum by (task, model) "
+                            "(increase(streamsense_shadow_online_correct_total[1d])) / "
+                            "ignoring(model) group_left "
+                            "sum by (task) (increase(streamsense_shadow_online_judged_total[1d]))",
+                            "{{task}} {{model}}",
+                        )
+                    ],
+                    unit="percentunit",
+                    description="Feedback on the same items: production's and the shadow "
+                    "version's accuracy, side by side.",
+                ),
+            ),
         ],
     )
 

@@ -97,6 +97,11 @@ class Metrics:
             for feature in DRIFT_FEATURES:
                 self.drift_psi.labels(task, feature).set(float("nan"))
             self.drift_window_items.labels(task).set(0)
+            for counter in (self.shadow_items, self.shadow_agreements, self.shadow_online_judged):
+                counter.labels(task)
+            for model in ("production", "shadow"):
+                self.shadow_online_correct.labels(task, model)
+            self.shadow_confidence_shift.labels(task).set(float("nan"))
         for kind in alert_kinds:
             self.alerts.labels(kind)
         for monitor in MONITORS:
