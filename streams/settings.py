@@ -91,12 +91,13 @@ class Settings(BaseSettings):
         default=0.05, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
     )
     latency_target_s: float = Field(
-        default=0.1,
+        default=0.0,
         ge=0,
         description=(
             "Produce-to-output latency the batching aims for (seconds): each agent chooses"
             " batch size (at most batch_size) and wait from the observed arrival rate and"
-            " processing time; 0: fixed batch_size and batch_max_wait_s."
+            " processing time; 0 (the default until the hot-swap test passes with it):"
+            " fixed batch_size and batch_max_wait_s."
         ),
     )
     route_in_scorer: bool = Field(
