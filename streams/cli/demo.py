@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from models.data import LabeledData, load_banking77, load_twitter
+from models.drift_reference import ensure_drift_reference
 from models.pipeline import ensure_models
 from models.registry import Registry
 from streams.cli.live import LiveState, follow, start_thread
@@ -122,6 +123,9 @@ def run_demo(settings: Settings, console: Console, rate: float = 15.0) -> None:
     console.print(f"Kafka: {bootstrap}")
     versions = ensure_models(settings.registry_dir, settings.data_dir)
     console.print(f"models in production: {versions}")
+    registry = Registry(settings.registry_dir)
+    for task, version in versions.items():  # the workers measure drift against these
+        ensure_drift_reference(registry, task, version, settings.data_dir)
     ensure_topics(settings, bootstrap)
     worker, log_path = _spawn(settings, "worker")
     scheduler, scheduler_log = _spawn(settings, "scheduler")

@@ -42,6 +42,7 @@ from streams.core.tickers import CompanyDictionary
 from streams.errors import InvalidRecordError
 from streams.runtime.batches import adaptive_batches
 from streams.runtime.delivery import Outbox, send_dead_letter
+from streams.runtime.drift_watch import DriftWatch
 from streams.runtime.faults import Faults, segfault_if_marked
 from streams.runtime.inflight import PoisonGuard, record_ref
 from streams.runtime.intake import attempt, read_record
@@ -110,6 +111,8 @@ class Collaborators:
     max_tickers: int = DEFAULT_MAX_TICKERS
     faults: Faults = field(default_factory=Faults)
     """Test-only fault points (none armed in production)."""
+    drift: DriftWatch | None = None
+    """The served traffic's drift against each version's reference (None: not measured)."""
     poison: PoisonGuard = field(default_factory=PoisonGuard)
     """In-flight notes and the quarantine of ``worker --supervise`` (inert without it)."""
     latency_target_s: float = 0.0
@@ -144,6 +147,8 @@ async def _predict(c: Collaborators, classifier: Classifier, texts: list[str]) -
     for pred in preds:
         c.metrics.predictions.labels(classifier.task, pred.label).inc()
         c.metrics.confidence.labels(classifier.task).observe(pred.confidence)
+    if c.drift is not None:
+        c.drift.observe(classifier, texts, preds)
     return preds
 
 

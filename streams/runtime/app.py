@@ -26,6 +26,7 @@ from streams.edges.security import faust_credentials
 from streams.edges.topics import TABLES, Replication
 from streams.runtime import connect_backoff, faust_guard, record_guard
 from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
+from streams.runtime.drift_watch import DriftWatch
 from streams.runtime.faults import Faults
 from streams.runtime.inflight import PoisonGuard
 from streams.runtime.lag import LagReporter
@@ -168,6 +169,7 @@ def build_app(
         store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
         max_tickers=settings.max_tickers_per_item,
         faults=Faults(settings.fault_injection),
+        drift=DriftWatch(registry, metrics, settings.drift_window, settings.drift_min_items),
         poison=PoisonGuard.from_paths(
             settings.in_flight_dir, settings.quarantine_file, settings.poison_deaths
         ),

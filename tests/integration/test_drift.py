@@ -59,3 +59,54 @@ def test_drift_rises_on_twitter_and_stays_quiet_on_phrasebank(
     assert quiet.score < 0.1, quiet.as_dict()
     assert shifted.score > 0.25, shifted.as_dict()
     assert shifted.psi["oov"] > 0.25 and shifted.psi["length"] > 0.25, shifted.as_dict()
+
+
+def _gauge(port: int, name: str, task: str) -> float:
+    import urllib.request
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    prefix = f'{name}{{task="{task}"}} '
+    values = [float(line[len(prefix) :]) for line in body.splitlines() if line.startswith(prefix)]
+    assert values, f"{name} for {task} is not exported"
+    return values[0]
+
+
+def test_a_worker_reports_the_drift_of_the_traffic_it_serves(
+    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
+) -> None:
+    """The scorer's hook in a real worker: Twitter headlines served by the PhraseBank model
+    drive streamsense_drift_score past the alert threshold (0.25)."""
+    import time
+
+    from streams.edges.replay import news_items
+    from tests.kafka_helpers import produce
+    from tests.pipeline_helpers import Pipeline, TopicReader
+
+    root = copy_registry(trained_registry, tmp_path / "registry")
+    registry = Registry(root)
+    version = registry.production("sentiment")
+    assert version is not None
+    ensure_drift_reference(registry, "sentiment", version, fixture_data_dir())
+    pipe = Pipeline.create(
+        kafka_bootstrap, unique, root, tmp_path, drift_min_items="60", drift_window="200"
+    )
+    pipe.start_worker()
+    s = pipe.settings
+    twitter = stratified_sample(load_twitter(fixture_data_dir() / TWITTER_FILE), 240, seed=9)
+    items = list(news_items(twitter, prefix="drift"))
+    produce(pipe.bootstrap, s.topic_news_raw, [(i.key, i.value) for i in items])
+    scored = TopicReader(pipe.bootstrap, s.topic_news_scored)
+    try:
+        scored.wait_for_ids({i.item_id for i in items}, 240, pipe.assert_never_restarted)
+        deadline = time.monotonic() + 30
+        score = float("nan")
+        while time.monotonic() < deadline and not score > 0.25:
+            score = _gauge(pipe.metrics_ports[0], "streamsense_drift_score", "sentiment")
+            time.sleep(1)
+        intent = _gauge(pipe.metrics_ports[0], "streamsense_drift_score", "intent")
+    finally:
+        pipe.stop_all()
+        scored.close()
+    print(f"\nworker drift score on Twitter headlines: {score:.2f}")
+    assert score > 0.25, score
+    assert intent != intent  # NaN: no intent traffic, no reference, nothing measured
