@@ -315,6 +315,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 
         from apscheduler.triggers.interval import IntervalTrigger
 
+        from models.registry import Registry
+        from retrain.drift_source import served_drift
         from retrain.job import run_retrain
         from retrain.scheduler import RetrainScheduler
 
@@ -327,7 +329,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 
             metrics = _serve_metrics(settings, chosen)
 
-            def run(task: str) -> None:
+            def run(task: str, min_labels: int = 0) -> None:
                 try:
                     report = run_retrain(
                         task,
@@ -340,7 +342,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         replay_ratio=settings.retrain_replay_ratio,
                         tolerance=settings.gate_tolerance,
                         policy=gate_policy(settings),
-                        min_new_labels=threshold or settings.retrain_min_new_labels,
+                        min_new_labels=min_labels or threshold or settings.retrain_min_new_labels,
                         publish=publisher,
                         show_progress=False,
                     )
@@ -358,6 +360,18 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 cron=_or(cron, settings.retrain_cron) or None,
                 min_new_labels=threshold,
                 check_interval_s=settings.retrain_check_interval_s,
+                # served traffic drifting from production's reference: retrain at the
+                # gate's minimum slice instead of the usual label count
+                drift=lambda task: served_drift(
+                    store,
+                    Registry(settings.registry_dir),
+                    task,
+                    window=settings.drift_window,
+                    min_items=settings.drift_min_items,
+                ),
+                drift_threshold=settings.drift_psi_threshold,
+                drift_min_new_labels=settings.gate_min_slice,
+                run_on_drift=lambda task: run(task, settings.gate_min_slice),
             )
             retention = timedelta(days=settings.feedback_retention_days)
             runner.scheduler.add_job(
