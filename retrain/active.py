@@ -13,15 +13,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from retrain.exceptions import RetrainError
+from retrain.labelled_file import read_records
 
 logger = logging.getLogger(__name__)
 
@@ -82,33 +82,6 @@ def labelling_order(
     return [int(i) for i in np.lexsort((np.arange(len(margin)), margin, ~disputed))]
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) of a CSV with a ``text`` column or a JSONL file."""
-    suffix = path.suffix.lower()
-    if suffix not in {".csv", ".jsonl", ".ndjson"}:
-        raise RetrainError(f"{path}: expected a .csv or .jsonl file")
-    if not path.is_file():
-        raise RetrainError(f"items file not found: {path}")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
-                raise RetrainError(f"{path}: needs a 'text' column (and optionally 'id')")
-            for line, row in enumerate(reader, start=2):
-                yield line, dict(row)
-            return
-        for line, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise RetrainError(f"{path}: line {line} is not JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise RetrainError(f"{path}: line {line} is not a JSON object")
-            yield line, record
-
-
 def read_items(path: Path, id_prefix: str) -> list[Item]:
     """Items of a CSV/JSONL file with ``text`` (``id`` optional, other columns ignored).
 
@@ -117,7 +90,7 @@ def read_items(path: Path, id_prefix: str) -> list[Item]:
     """
     items: list[Item] = []
     seen: set[str] = set()
-    for index, (line, record) in enumerate(_records(path)):
+    for index, (line, record) in enumerate(read_records(path, frozenset({"text"}), "items file")):
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise RetrainError(f"{path}: line {line} needs a non-empty 'text'")

@@ -28,30 +28,36 @@ class LabelledItem:
     label: str
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(
+    path: Path, columns: frozenset[str], what: str = "feedback file"
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of a CSV with ``columns`` (and optionally ``id``) or a JSONL
+    file; every problem is one :class:`RetrainError` line naming the file."""
     suffix = path.suffix.lower()
+    if suffix not in {".csv", ".jsonl", ".ndjson"}:
+        raise RetrainError(f"{path}: expected a .csv or .jsonl file")
     if not path.is_file():
-        raise RetrainError(f"feedback file not found: {path}")
+        raise RetrainError(f"{what} not found: {path}")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         if suffix == ".csv":
             reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
-                raise RetrainError(f"{path}: needs the columns 'text' and 'label' (and 'id')")
+            if reader.fieldnames is None or not columns <= set(reader.fieldnames):
+                named = " and ".join(f"'{c}'" for c in sorted(columns, reverse=True))
+                need = f"the columns {named}" if len(columns) > 1 else f"a {named} column"
+                raise RetrainError(f"{path}: needs {need} (and optionally 'id')")
             for line, record in enumerate(reader, start=2):
                 yield line, dict(record)
-        elif suffix in {".jsonl", ".ndjson"}:
-            for line, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise RetrainError(f"{path}: line {line} is not JSON ({exc.msg})") from exc
-                if not isinstance(record, dict):
-                    raise RetrainError(f"{path}: line {line} is not a JSON object")
-                yield line, record
-        else:
-            raise RetrainError(f"{path}: expected a .csv or .jsonl file")
+            return
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise RetrainError(f"{path}: line {line} is not JSON ({exc.msg})") from exc
+            if not isinstance(record, dict):
+                raise RetrainError(f"{path}: line {line} is not a JSON object")
+            yield line, record
 
 
 def read_labelled(
@@ -66,7 +72,7 @@ def read_labelled(
     known = set(label_names)
     twitter = tuple(label_names) == SENTIMENT_LABELS
     produced = 0
-    for index, (line, record) in enumerate(_records(path)):
+    for index, (line, record) in enumerate(read_records(path, frozenset({"text", "label"}))):
         if index < skip:
             continue
         if limit is not None and produced >= limit:
