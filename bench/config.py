@@ -22,7 +22,8 @@ class BenchConfig:
     saturation_news: int
     sweep: tuple[tuple[int, float, float], ...]
     """(batch size, max wait, latency target) points; the first is the headline
-    configuration (the worker's defaults), the others fixed size and wait (target 0)."""
+    configuration (the worker's defaults: fixed size and wait, target 0), then the adaptive
+    close and other fixed points."""
     sweep_messages: int
     """Messages pre-loaded at each further sweep point."""
     latency_s: float
@@ -47,7 +48,7 @@ FULL = BenchConfig(
     naive_texts=160,
     saturation_messages=600,
     saturation_news=0,
-    sweep=((32, 0.05, 0.1), (32, 0.05, 0.0), (8, 0.01, 0.0), (64, 0.01, 0.0)),
+    sweep=((32, 0.05, 0.0), (32, 0.05, 0.1), (8, 0.01, 0.0), (64, 0.01, 0.0)),
     sweep_messages=600,
     latency_s=30.0,
     sweep_latency_s=12.0,
@@ -65,7 +66,7 @@ QUICK = BenchConfig(
     naive_texts=8,
     saturation_messages=120,
     saturation_news=0,
-    sweep=((8, 0.05, 0.1),),
+    sweep=((8, 0.05, 0.0),),
     sweep_messages=0,
     latency_s=5.0,
     sweep_latency_s=0.0,

@@ -106,7 +106,7 @@ def _main_table(results: dict[str, Any]) -> Table:
 
 
 def _sweep_table(results: dict[str, Any]) -> Table:
-    table = Table(title="Sweep: adaptive close, then fixed batch size x max wait (messages)")
+    table = Table(title="Sweep: the defaults, the adaptive close, other batch size x wait")
     names = (
         "batch",
         "wait s",
