@@ -84,7 +84,19 @@ ALLOWED_LABELS = {
     "decision",
     "partition",
     "le",
+    "feature",  # drift: label, confidence, length, oov
+    "model",  # shadow online accuracy: production or shadow
+    "metric",  # gate intervals: accuracy, macro_f1, heldout
+    "bound",  # gate intervals: low, high
 }
+UNEXERCISED = {
+    "streamsense_drift_": "needs a drift reference in the registry; "
+    "test_drift.py::test_a_worker_reports_the_drift_of_the_traffic_it_serves shows the worker "
+    "exporting it",
+    "streamsense_shadow_": "shadow scoring is not wired into the workers yet (issue #13): "
+    "nothing feeds these series",
+}
+"""Metric families no panel or rule query can show in this test's replay, and why."""
 MAX_SERIES_PER_METRIC = 200  # BANKING77's 77 intents + 3 sentiments is the largest label set
 ID_LIKE = re.compile(r"^(?:[a-z]+\d*-\d+|cust-\d+|[0-9a-f]{16,})$")
 
@@ -319,13 +331,18 @@ def _feedback(news: list[ReplayItem], messages: list[ReplayItem]) -> list[tuple[
 
 
 def _all_queries() -> dict[str, str]:
-    """Every query to check, by a name that says where it comes from."""
+    """Every query to check, by a name that says where it comes from (but those of the
+    :data:`UNEXERCISED` families)."""
     out = {f"panel '{q.panel}' ({q.dashboard}) {q.ref_id}": q.expr for q in panel_queries(build())}
     alerts, _ = load_rules()
     for rule in alerts:
         for i, operand in enumerate(base_queries(rule.expr)):
             out[f"rule {rule.name} operand {i}"] = operand
-    return out
+    return {
+        name: expr
+        for name, expr in out.items()
+        if not any(prefix in expr for prefix in UNEXERCISED)
+    }
 
 
 def _wait_for(prom: Prometheus, expr: str, timeout_s: float, pipe: Pipeline) -> None:
