@@ -348,6 +348,7 @@ def _busiest_leader(bootstrap: str, topics: list[str]) -> int:
     return max(set(leaders), key=leaders.count)
 
 
+@pytest.mark.chaos_full  # three brokers start and stop: make chaos only (make test's time)
 def test_killing_a_partition_leader_of_a_three_broker_cluster_loses_nothing(
     settings: Settings, trained_registry: Path, tmp_path: Path, unique: str
 ) -> None:

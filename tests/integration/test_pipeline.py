@@ -19,7 +19,7 @@ from streams.core.records import ScoredMessage, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.edges.replay import customer_messages, news_items
 from tests.kafka_helpers import produce
-from tests.pipeline_helpers import Pipeline, TopicReader, kill_hard
+from tests.pipeline_helpers import Pipeline, TopicReader
 from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
@@ -384,60 +384,6 @@ def test_routing_follows_the_table_with_escalation_and_triage(pipeline: Pipeline
     assert by_id["repeat-2"]["priority"] == max(1, base - 1)
     assert "repeat_contact" in by_id["repeat-2"]["reasons"]
     assert by_id["repeat-2"]["repeat_contacts"] == 3
-
-
-def test_sigkill_mid_stream_loses_nothing(
-    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
-) -> None:
-    pipe = Pipeline.create(kafka_bootstrap, unique, trained_registry, tmp_path)
-    s = pipe.settings
-    messages = _messages(pipe, 1000, 2000, "kill")
-    stop = threading.Event()
-    sent: list[str] = []
-
-    def stream() -> None:  # input keeps flowing through every kill and restart
-        for n in range(0, len(messages), 20):
-            if stop.is_set():
-                return
-            chunk = messages[n : n + 20]
-            produce(pipe.bootstrap, s.topic_messages_raw, [(k, v) for k, v, _ in chunk])
-            sent.extend(i for _, _, i in chunk)
-            time.sleep(1.0)
-
-    routed = TopicReader(pipe.bootstrap, s.topic_tickets_routed)
-    worker = pipe.start_worker()
-    producer = threading.Thread(target=stream)
-    producer.start()
-    try:
-        for _ in range(3):  # let it make progress, then kill -9 mid-stream, restart
-            seen = len(routed.poll())
-            routed.wait_for(
-                lambda recs, seen=seen: len(recs) >= seen + 40, 180, pipe.assert_workers_alive
-            )
-            assert len(routed.records) >= seen + 40, f"no progress after a restart\n{pipe.logs()}"
-            pipe.assert_workers_alive()
-            worker = pipe.workers[-1]
-            kill_hard(worker)
-            pipe.workers.remove(worker)
-            worker = pipe.start_worker()
-        stop.set()
-        producer.join(timeout=120)
-        counts = routed.wait_for_ids(sent, 300, pipe.assert_workers_alive)
-    finally:
-        stop.set()
-        pipe.stop_all()
-    missing = set(sent) - set(counts)
-    assert not missing, f"{len(missing)} ids lost, e.g. {sorted(missing)[:5]}"
-    duplicates = sum(counts[i] - 1 for i in sent)
-    print(
-        f"\nkill test: {len(sent)} messages, 3 SIGKILLs, {duplicates} duplicate outputs, "
-        f"{pipe.restarts} crash-only restarts"
-    )
-    # a duplicate is the same message routed again: same id, same customer, same intent
-    by_id: dict[str, set[tuple[str, str]]] = {}
-    for r in routed.records:
-        by_id.setdefault(r["id"], set()).add((r["customer_id"], r["intent"]))
-    assert all(len(v) == 1 for v in by_id.values())
 
 
 def test_two_workers_share_partitions_and_one_takes_over(
