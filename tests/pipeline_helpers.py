@@ -261,3 +261,20 @@ def produce_with_headers(
     finally:
         producer.close()
     return count
+
+
+def metric_value(port: int, name: str, **labels: str) -> float | None:
+    """The sum of the samples named ``name`` whose labels include ``labels``, as the worker
+    on ``port`` exports them now; None when it exports no such sample."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sum(values) if values else None

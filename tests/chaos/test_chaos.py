@@ -14,7 +14,6 @@ import json
 import random
 import signal
 import time
-import urllib.request
 from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from tests.chaos.harness import (
 )
 from tests.chaos.verifier import Ledger, Verdict, resume_times
 from tests.kafka_helpers import produce
-from tests.pipeline_helpers import Pipeline, kill_hard
+from tests.pipeline_helpers import Pipeline, kill_hard, metric_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -294,8 +293,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_worker_waits_quietly(
     lines_down = log_lines(log) - lines_before
     cpu_down = cpu_seconds(worker.pid) - cpu_before
     assert worker.poll() is None, f"the worker exited while the broker was down\n{pipe.logs()}"
-    failures = _metric(pipe.metrics_ports[-1], "streamsense_broker_connect_failures_total")
-    assert failures > 0, "the outage must show in streamsense_broker_connect_failures_total"
+    failures = metric_value(pipe.metrics_ports[-1], "streamsense_broker_connect_failures_total")
+    assert failures, "the outage must show in streamsense_broker_connect_failures_total"
     own_broker.start()
     back_at = time.monotonic()
     verdicts = run.finish(600 if FULL else 300, stop=False)
@@ -329,14 +328,6 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_the_worker_waits_quietly(
     assert cpu_down <= 0.3 * outage_s, f"{cpu_down:.1f} CPU-s in a {outage_s} s outage"
     # STREAMSENSE_SHUTDOWN_TIMEOUT_S (10 s) bounds it; without it: a minute and more
     assert took < 20, f"the worker took {took:.0f} s to stop on SIGTERM\n{pipe.logs()}"
-
-
-def _metric(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} is not exported")
 
 
 def _busiest_leader(bootstrap: str, topics: list[str]) -> int:

@@ -62,13 +62,11 @@ def test_drift_rises_on_twitter_and_stays_quiet_on_phrasebank(
 
 
 def _gauge(port: int, name: str, task: str) -> float:
-    import urllib.request
+    from tests.pipeline_helpers import metric_value
 
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    prefix = f'{name}{{task="{task}"}} '
-    values = [float(line[len(prefix) :]) for line in body.splitlines() if line.startswith(prefix)]
-    assert values, f"{name} for {task} is not exported"
-    return values[0]
+    value = metric_value(port, name, task=task)
+    assert value is not None, f"{name} for {task} is not exported"
+    return value
 
 
 def test_a_worker_reports_the_drift_of_the_traffic_it_serves(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +22,13 @@ from streams.core.records import ScoredMessage, ScoredNews, encode
 from streams.edges.replay import customer_messages, news_items
 from streams.edges.topics import changelog_topic
 from tests.kafka_helpers import produce
-from tests.pipeline_helpers import Pipeline, RawHeaderName, TopicReader, produce_with_headers
+from tests.pipeline_helpers import (
+    Pipeline,
+    RawHeaderName,
+    TopicReader,
+    metric_value,
+    produce_with_headers,
+)
 from tests.record_factories import routed_ticket
 
 pytestmark = pytest.mark.integration
@@ -130,16 +135,7 @@ def test_a_header_name_that_is_not_utf8_is_a_dead_letter_on_every_input(
 
 
 def _metric(pipe: Pipeline, name: str, **labels: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    url = f"http://127.0.0.1:{pipe.metrics_ports[0]}/metrics"
-    body = urllib.request.urlopen(url, timeout=10).read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(body)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric_value(pipe.metrics_ports[0], name, **labels) or 0.0
 
 
 def _scored_message(i: str, customer: str, probs: dict[str, float]) -> bytes:
