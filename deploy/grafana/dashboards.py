@@ -306,6 +306,19 @@ def pipeline() -> dict[str, Any]:
                     "backs off (at most one attempt per broker every 2 s) and resumes alone.",
                 ),
                 timeseries(
+                    "Partitions sought back by the faust guard (per 10 min)",
+                    [
+                        (
+                            "sum by (cause) "
+                            "(increase(streamsense_consumer_repositions_total[10m]))",
+                            "{{cause}}",
+                        )
+                    ],
+                    description="gap: faust skipped offsets; unhanded: fetched records faust "
+                    "dropped; stalled: the position watch re-read a stuck partition. A few "
+                    "around a rebalance are normal (duplicates, never a loss).",
+                ),
+                timeseries(
                     "Workers per model version in service",
                     [
                         (

@@ -106,7 +106,11 @@ def build_app(
     replication: Replication,
 ) -> faust.App:
     """The worker's Faust app with every agent, table and background task registered."""
-    faust_guard.install()
+    faust_guard.install(
+        on_reposition=lambda cause: metrics.consumer_repositions.labels(cause).inc()
+    )
+    for cause in faust_guard.REPOSITION_CAUSES:
+        metrics.consumer_repositions.labels(cause)
     record_guard.install()
     connect_backoff.install(on_failure=metrics.broker_connect_failures.inc)
     datadir = settings.resolved_state_dir() / "faust" / f"{settings.app_id}-{os.getpid()}"
@@ -205,4 +209,5 @@ def build_app(
     app.task(swapper.run)
     lag = LagReporter(settings, bootstrap, metrics)
     app.task(lag.run)
+    app.task(faust_guard.PositionWatch(lambda: app.consumer).run)
     return app

@@ -11,7 +11,7 @@ the details and the upstream report:
 * ``_new_offset`` lets a commit start one record past the committed offset, so a record
   still in flight is committed when the ones after it are acknowledged first.
 
-:func:`install` patches three methods of that class (two of them private), and only on
+:func:`install` patches five methods of that class (four of them private), and only on
 the release the unit tests (tests/unit/test_faust_guard.py) were written against:
 
 * ``__init__`` gives the consumer a :class:`_ReadOffsets`, the guard's bookkeeping;
@@ -21,7 +21,12 @@ the release the unit tests (tests/unit/test_faust_guard.py) were written against
   seek skips again do not exist (transaction markers, aborted or compacted records): those
   are counted as processed, with a warning, so a real gap costs one re-read, not a loop;
 * ``_new_offset`` commits only a run of acknowledged offsets that starts at the committed
-  offset (or, on a partition with no commit yet, at the first offset read).
+  offset (or, on a partition with no commit yet, at the first offset read);
+* ``getmany`` (with ``_wait_next_records``, which hands it the fetched batch) seeks a
+  partition back when faust drops fetched records without handing them over: it stops a
+  batch when the flow stops and skips a partition paused meanwhile, yet the position has
+  moved past those records. A partition that received nothing more never showed the gap
+  and stalled for good (the chaos test's "workers had not caught up" after a restart).
 
 Revoking a partition (faust's ``on_partitions_revoked`` pops it from the read offsets) or
 seeking it to its committed offset (``perform_seek`` updates them) drops its rewind.
@@ -29,11 +34,14 @@ seeking it to its committed offset (``perform_seek`` updates them) drops its rew
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from aiokafka.errors import IllegalStateError
 
 from streams.errors import ConfigurationError
 
@@ -43,6 +51,18 @@ logger = logging.getLogger(__name__)
 TESTED_FAUST_VERSIONS: Final = ("0.15.3",)
 
 _INSTALLED: Final = "_streamsense_faust_guard"
+
+REPOSITION_CAUSES: Final = ("gap", "unhanded", "stalled")
+"""Why the guard moved a partition's position: a gap in what faust read (a rewind), fetched
+records faust did not hand over (a refetch), a position ahead of what was handed over with
+nothing arriving (the position watch)."""
+
+
+def _count_nothing(cause: str) -> None:
+    """The reposition hook until :func:`install` is given one."""
+
+
+_on_reposition: Callable[[str], None] = _count_nothing
 
 
 class UnsupportedFaustVersionError(ConfigurationError):
@@ -113,8 +133,10 @@ class _ReadOffsets(MutableMapping[Any, int | None]):
         self.rereading: dict[Any, int] = {}
         self.floor: dict[Any, int] = {}
         self.refused: dict[Any, tuple[int, int]] = {}
+        self.fetched: Mapping[Any, list[Any]] | None = None  # the batch getmany is handing
         self.rewinds = 0
         self.gaps_accepted = 0
+        self.refetches = 0
 
     def __getitem__(self, tp: Any) -> int | None:
         offset = self._offsets.get(tp)
@@ -171,6 +193,14 @@ class _ReadOffsets(MutableMapping[Any, int | None]):
         self.pending.pop(tp, None)
         self.rereading.pop(tp, None)
         self.floor.pop(tp, None)
+
+    def resync(self, tp: Any, position: int) -> None:
+        """Record a seek of ``tp`` to ``position`` by the position watch: drop any rewind and
+        hold the offset before it (the floor stays: records below may still be in flight)."""
+        self.pending.pop(tp, None)
+        self.rereading.pop(tp, None)
+        self.refused.pop(tp, None)
+        self._offsets[tp] = position - 1
 
     def begin_rewind(self, tp: Any, start: int, upto: int) -> None:
         """Hold the read offset before ``start`` until a record up to ``upto`` is re-read."""
@@ -238,13 +268,63 @@ def _refuse(read: _ReadOffsets, tp: Any, start: int, lowest: int) -> None:
         )
 
 
-def install(*, version: str | None = None, consumer_class: type[Any] | None = None) -> None:
+async def _refetch_unhanded(
+    consumer: Any, read: _ReadOffsets, fetched: Mapping[Any, list[Any]], handed: Mapping[Any, int]
+) -> None:
+    """Seek back each partition whose fetched records faust's ``getmany`` did not hand over.
+
+    ``getmany`` stops handing a batch over when the flow stops, and skips the records of a
+    partition paused meanwhile; the consumer's position has already moved past them, so
+    nothing shows they were never read until a later record reveals the gap, and on a
+    partition that receives nothing more that is never. The partition goes back to the
+    first record not handed over or, if a seek moved the read offset lower meanwhile (a
+    rewind, or faust's seek to the committed offsets whose broker side ran before this
+    fetch), to the record after the read offset.
+    """
+    for tp, records in fetched.items():
+        last = handed.get(tp)
+        left = [record.offset for record in records if last is None or record.offset > last]
+        if not left or not consumer.app.topics.acks_enabled_for(tp.topic):
+            continue  # all handed over, or a changelog, which recovery positions itself
+        offset = read.get(tp)
+        start = left[0] if offset is None else min(left[0], offset + 1)
+        if tp not in consumer.assignment():
+            continue
+        logger.warning(
+            "faust fetched offsets %s..%s of %s[%s] but did not hand them to the agents "
+            "(flow active %s, partition active %s); seeking back to %s to read them",
+            left[0],
+            left[-1],
+            tp.topic,
+            tp.partition,
+            consumer.flow_active,
+            tp in consumer._get_active_partitions(),
+            start,
+        )
+        try:
+            await consumer._seek(tp, start)
+        except IllegalStateError:
+            continue  # revoked meanwhile: its next owner starts from the committed offset
+        read.refetches += 1
+        _on_reposition("unhanded")
+
+
+def install(
+    *,
+    version: str | None = None,
+    consumer_class: type[Any] | None = None,
+    on_reposition: Callable[[str], None] | None = None,
+) -> None:
     """Patch faust's consumer (or ``consumer_class``, a subclass of it); refuse other releases.
 
     ``version`` is the faust-streaming release to check, by default the installed one.
-    Installing twice on a class is a no-op.
+    ``on_reposition`` is called with one of :data:`REPOSITION_CAUSES` each time the guard
+    moves a partition (a metric). Installing twice on a class patches nothing again.
     """
+    global _on_reposition
     check_version(importlib.metadata.version("faust-streaming") if version is None else version)
+    if on_reposition is not None:
+        _on_reposition = on_reposition
     from faust.transport.consumer import Consumer
 
     target = Consumer if consumer_class is None else consumer_class
@@ -254,6 +334,8 @@ def install(*, version: str | None = None, consumer_class: type[Any] | None = No
         return
     original_init = target.__init__
     original_new_offset = target._new_offset
+    original_wait_next_records = target._wait_next_records
+    original_getmany = target.getmany
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
@@ -281,6 +363,7 @@ def install(*, version: str | None = None, consumer_class: type[Any] | None = No
         )
         await self._seek(tp, start)
         read.begin_rewind(tp, start, offset_to)
+        _on_reposition("gap")
 
     def _new_offset(self: Any, tp: Any) -> int | None:
         # commit only a run that starts at the committed offset: faust lets a run start one
@@ -302,7 +385,150 @@ def install(*, version: str | None = None, consumer_class: type[Any] | None = No
         result: int | None = original_new_offset(self, tp)
         return result
 
+    async def _wait_next_records(self: Any, timeout: float) -> Any:
+        records, active_partitions = await original_wait_next_records(self, timeout)
+        _read_offsets(self).fetched = records
+        return records, active_partitions
+
+    async def getmany(self: Any, timeout: float) -> AsyncIterator[Any]:
+        read = _read_offsets(self)
+        read.fetched = None
+        handed: dict[Any, int] = {}
+        async for tp, message in original_getmany(self, timeout):
+            handed[tp] = message.offset
+            yield tp, message
+        fetched, read.fetched = read.fetched, None
+        if fetched:
+            await _refetch_unhanded(self, read, fetched, handed)
+
     target.__init__ = __init__  # type: ignore[method-assign]
+    target._wait_next_records = _wait_next_records  # type: ignore[method-assign]
+    target.getmany = getmany  # type: ignore[method-assign]
     target._add_gap = _add_gap  # type: ignore[method-assign]
     target._new_offset = _new_offset  # type: ignore[method-assign]
     setattr(target, _INSTALLED, True)
+
+
+class PositionWatch:
+    """The last line of defence against a partition whose commits stop for good.
+
+    A partition's committed offset C names the next record the worker owes. That record is
+    always somewhere: not fetched yet (the consumer's position is at or before C), in a
+    batch being handed over, or in flight in an agent (faust tracks it until it is acked).
+    When it is none of these, no later ack can move the commit and the partition is stuck:
+    records were fetched and then lost inside the worker in a way neither ``getmany`` nor
+    the gap test sees. The chaos test found two such states after a restart: faust's seek
+    to the committed offsets runs its broker side in the consumer thread, and a fetch that
+    lands before its bookkeeping on the event loop is handed over and then cleared from
+    the agents' buffers by the rebalance (position 233, read offset 138, committed 143);
+    and a partition whose first records after the seek arrived with no read offset to
+    compare with, so the jump past 97..124 was never seen as a gap (committed 97, 125..203
+    acked, nothing in flight).
+
+    Every ``interval_s`` the watch looks, for each partition being consumed, for a record at
+    C that is neither in flight nor in a batch being handed over while the position is
+    past it. Seen twice with the same C, a whole interval apart and with the flow active,
+    the partition is sought back to C and read again from there (a duplicate at worst for
+    the records after C that were processed). It tries ``tries`` times per committed
+    offset; a partition still stuck after that is logged as an error once and left to the
+    lag alert (a record that keeps vanishing would otherwise be re-read forever).
+    """
+
+    def __init__(
+        self, consumer: Callable[[], Any], interval_s: float = 5.0, tries: int = 3
+    ) -> None:
+        self._consumer = consumer
+        self.interval_s = interval_s
+        self.tries = tries
+        self._seen: dict[Any, int] = {}
+        self._tried: dict[Any, tuple[int, int]] = {}  # tp -> (committed offset, tries)
+        self.resyncs = 0
+
+    async def run(self) -> None:
+        """Check every ``interval_s`` until cancelled; a failed check is logged and retried."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the watch is a safety net: never the worker's end
+                logger.warning("position watch: check failed: %r", exc)
+
+    def _settled(self, consumer: Any, read: _ReadOffsets) -> bool:
+        """No rebalance under way and no batch being handed over."""
+        return bool(consumer.flow_active) and read.fetched is None
+
+    async def check(self) -> list[Any]:
+        """One look; returns the partitions sought back."""
+        consumer = self._consumer()
+        read = _read_offsets(consumer)
+        if not self._settled(consumer, read):
+            self._seen.clear()  # look again once the rebalance or the batch is over
+            return []
+        active = consumer._get_active_partitions()
+        in_flight = {(message.tp, message.offset) for message in list(consumer._unacked_messages)}
+        owed: dict[Any, tuple[int, int]] = {}
+        for tp in sorted(consumer.assignment()):
+            if tp not in active or not consumer.app.topics.acks_enabled_for(tp.topic):
+                continue  # paused, or a changelog, which recovery positions itself
+            start = consumer._committed_offset.get(tp)
+            if start is None:
+                start = read.floor.get(tp)
+            if start is None or (tp, start) in in_flight:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                continue  # revoked meanwhile
+            if position is not None and position > start:
+                owed[tp] = (start, position)
+        if not self._settled(consumer, read):
+            self._seen.clear()
+            return []
+        stuck = [tp for tp, (start, _) in owed.items() if self._seen.get(tp) == start]
+        self._seen = {tp: start for tp, (start, _) in owed.items() if tp not in stuck}
+        moved = []
+        for tp in stuck:
+            start, position = owed[tp]
+            if await self._resync(consumer, read, tp, start, position):
+                moved.append(tp)
+        return moved
+
+    async def _resync(
+        self, consumer: Any, read: _ReadOffsets, tp: Any, start: int, position: int
+    ) -> bool:
+        tried_at, tries = self._tried.get(tp, (start, 0))
+        tries = tries + 1 if tried_at == start else 1
+        self._tried[tp] = (start, tries)
+        if tries > self.tries:
+            if tries == self.tries + 1:
+                logger.error(
+                    "%s[%s]: still stuck at committed offset %s after %s re-reads; leaving "
+                    "it (the consumer lag alert will fire)",
+                    tp.topic,
+                    tp.partition,
+                    start,
+                    self.tries,
+                )
+            return False
+        logger.warning(
+            "%s[%s]: committed offset %s has not moved for %.0f s, its record is neither in "
+            "flight nor in a batch, and the consumer's position is at %s (last read %s); "
+            "seeking back to %s to read it again",
+            tp.topic,
+            tp.partition,
+            start,
+            self.interval_s,
+            position,
+            read.get(tp),
+            start,
+        )
+        try:
+            await consumer._seek(tp, start)
+        except IllegalStateError:
+            return False
+        read.resync(tp, start)
+        self.resyncs += 1
+        _on_reposition("stalled")
+        return True

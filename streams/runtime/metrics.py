@@ -45,6 +45,7 @@ class Metrics:
     alerts: Counter
     late_items: Counter
     broker_connect_failures: Counter
+    consumer_repositions: Counter
     model_info: Gauge
     swaps: Counter
     swap_failures: Counter
@@ -209,6 +210,14 @@ class Metrics:
                 f"{p}_broker_connect_failures",
                 "Failed connections to a Kafka broker (each followed by a backoff of up to "
                 "2 s to that broker).",
+                registry=r,
+            ),
+            consumer_repositions=Counter(
+                f"{p}_consumer_repositions",
+                "Partitions the faust guard sought back so that no record goes unread: "
+                "cause gap (faust skipped offsets), unhanded (fetched records faust dropped), "
+                "stalled (the position watch found a partition stuck past unread records).",
+                ["cause"],
                 registry=r,
             ),
             model_info=Gauge(

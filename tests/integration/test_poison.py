@@ -50,12 +50,21 @@ def pipeline(
     pipe.stop_all()
 
 
-def _letters(pipe: Pipeline, topic: str, count: int) -> list[dict[str, Any]]:
+def _letters(
+    pipe: Pipeline, topic: str, count: int, context: object = None
+) -> list[dict[str, Any]]:
+    """Wait for ``count`` dead letters of ``topic``; fail with the workers' logs if they
+    do not come (``context``: what else the test saw, for the failure message)."""
     reader = TopicReader(pipe.bootstrap, pipe.settings.dlq_topic(topic))
     try:
-        return reader.wait_for(lambda recs: len(recs) >= count, 120, pipe.assert_never_restarted)
+        letters = reader.wait_for(lambda recs: len(recs) >= count, 120, pipe.assert_never_restarted)
     finally:
         reader.close()
+    assert len(letters) >= count, (
+        f"{len(letters)} of {count} dead letter(s) on {topic}'s DLQ after 120 s; "
+        f"seen meanwhile: {context}\n{pipe.logs()}"
+    )
+    return letters
 
 
 def _by_key(letters: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -336,7 +345,7 @@ def test_a_table_row_an_older_version_wrote_is_a_dead_letter_then_dropped(
         found = alerts.wait_for(
             lambda recs: any(r["subject"] == "OLDV" for r in recs), 180, pipe.assert_never_restarted
         )
-        [letter] = _letters(pipe, s.topic_news_scored, 1)
+        [letter] = _letters(pipe, s.topic_news_scored, 1, context=found)
         pipe.assert_never_restarted()
     finally:
         pipe.stop_all()

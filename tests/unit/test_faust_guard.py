@@ -135,6 +135,9 @@ class DriverConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return cast(Any, self.transport).kafka
 
+    async def position(self, tp: TP) -> int | None:
+        return cast(Any, self.transport).kafka.position
+
 
 class UpstreamConsumer(DriverConsumer):
     """faust-streaming's consumer as released: no guard."""
@@ -156,10 +159,13 @@ class Worker:
     hold: set[int]
     delivered: list[int] = field(default_factory=list)
     held: list[Any] = field(default_factory=list)
+    on_offset: dict[int, Callable[[Any], None]] = field(default_factory=dict)
 
     async def on_message(self, message: Any) -> None:
         self.consumer.track_message(message)
         self.delivered.append(message.offset)
+        if message.offset in self.on_offset:
+            self.on_offset.pop(message.offset)(self.consumer)
         if message.offset in self.hold:
             self.held.append(message)
         else:
@@ -415,6 +421,199 @@ def test_guard_drops_a_rewind_when_its_partition_is_revoked() -> None:
     assert worker.kafka.committed_unprocessed == set()
 
 
+# --- records fetched but not handed over: the flow stops or the partition pauses mid-batch --
+
+
+def _stop_flow_briefly(consumer: Any) -> None:
+    """What a rebalance starting and being cancelled does to the flow: stop, then resume."""
+    consumer.stop_flow()
+    asyncio.get_running_loop().call_later(0.01, consumer.resume_flow)
+
+
+def _pause_briefly(consumer: Any) -> None:
+    """What faust's recovery does to a stream partition while its tables catch up."""
+    consumer.pause_partitions({TP0})
+    asyncio.get_running_loop().call_later(0.01, consumer.resume_partitions, {TP0})
+
+
+def run_interrupted_batch(consumer_class: type[Any], interrupt: Callable[[Any], None]) -> Worker:
+    """Committed 0, one batch of 0..19; handing over 5, the flow stops or 0 pauses."""
+
+    async def scenario(worker: Worker) -> None:
+        worker.on_offset[5] = interrupt
+        await restart(worker)
+
+    return run(consumer_class, scenario, offsets=range(20), committed=None)
+
+
+@pytest.mark.parametrize("interrupt", [_stop_flow_briefly, _pause_briefly])
+def test_upstream_never_hands_over_the_rest_of_an_interrupted_batch(
+    interrupt: Callable[[Any], None],
+) -> None:
+    """UPSTREAM BEHAVIOUR: 6..19 were fetched, so the position is past them; nobody reads them.
+
+    Nothing is committed past them either: the partition just stalls at 6 until a new
+    record arrives and shows the gap, which on a quiet partition is never (the chaos
+    test's "workers had not caught up" after the last restart).
+    """
+    worker = run_interrupted_batch(UpstreamConsumer, interrupt)
+
+    assert worker.delivered == list(range(6))
+    assert worker.kafka.position == 20
+    assert worker.kafka.committed == 6
+
+
+@pytest.mark.parametrize("interrupt", [_stop_flow_briefly, _pause_briefly])
+def test_guard_refetches_the_rest_of_an_interrupted_batch(
+    interrupt: Callable[[Any], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=faust_guard.__name__)
+
+    worker = run_interrupted_batch(GuardedConsumer, interrupt)
+
+    assert worker.kafka.seeks == [6]
+    assert worker.delivered == list(range(20))
+    assert worker.kafka.committed == 20
+    assert worker.kafka.committed_unprocessed == set()
+    assert worker.read.refetches == 1
+    assert any("did not hand them to the agents" in r.getMessage() for r in caplog.records)
+
+
+def test_guard_does_not_seek_a_partition_revoked_meanwhile() -> None:
+    def revoke(consumer: Any) -> None:
+        consumer.transport.kafka.assigned = False
+        _stop_flow_briefly(consumer)
+
+    worker = run_interrupted_batch(GuardedConsumer, revoke)
+
+    assert worker.kafka.seeks == []
+    assert worker.read.refetches == 0
+
+
+# --- the position watch: a partition stalled past records nobody holds -----------------------
+
+
+def _lose_a_fetch(worker: Worker) -> None:
+    """The rebalance race the watch exists for, after 0..19 were read and committed: a fetch
+    of 20..29 lands between the broker side of faust's seek to the committed offset (20) and
+    its bookkeeping; the rebalance clears those records from the agents' buffers."""
+    worker.kafka.offsets = list(range(30))
+    worker.kafka.position = 30
+    worker.read.update({TP0: 20})
+
+
+def test_position_watch_seeks_back_a_partition_stalled_past_unread_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=faust_guard.__name__)
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        _lose_a_fetch(worker)
+        await worker.drain()
+        assert worker.delivered == list(range(20))  # nothing arrives: the stall
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        found.append(await watch.check())  # first sight: could be a fetch in transit
+        found.append(await watch.check())
+        await worker.drain()
+        await worker.consumer.commit()
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert found == [[], [TP0]]
+    assert worker.kafka.seeks == [20]
+    assert worker.delivered == list(range(30))
+    assert worker.kafka.committed == 30
+    assert worker.kafka.committed_unprocessed == set()
+    assert any("neither in flight nor in a batch" in r.getMessage() for r in caplog.records)
+
+
+def test_position_watch_seeks_back_a_partition_whose_commit_waits_for_a_lost_record() -> None:
+    """The other stall: 10..19 were fetched and lost with no read offset to show the jump,
+    20..29 were read and acked, and the commit waits at 10 for a record nobody holds."""
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)  # 0..9 read, committed 10
+        worker.kafka.offsets = list(range(30))
+        worker.kafka.position = 20
+        del worker.read[TP0]
+        await worker.drain()
+        await worker.consumer.commit()
+        assert worker.kafka.commits[-1] == 10  # 20..29 acked, 10 owed: no commit moves
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        found.append(await watch.check())
+        found.append(await watch.check())
+        await worker.drain()
+        await worker.consumer.commit()
+
+    worker = run(GuardedConsumer, scenario, offsets=range(10), committed=None)
+
+    assert found == [[], [TP0]]
+    assert worker.kafka.seeks == [10]
+    assert set(worker.delivered) == set(range(30))
+    assert worker.kafka.committed == 30
+    assert worker.kafka.committed_unprocessed == set()
+
+
+def test_position_watch_leaves_a_partition_at_rest_or_with_its_record_in_flight() -> None:
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)  # 0..19 read, 10 still in an agent: committed 10
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        found.append(await watch.check())
+        found.append(await watch.check())
+        await worker.release_held()  # at rest: committed 20, position 20
+        found.append(await watch.check())
+        found.append(await watch.check())
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None, hold={10})
+
+    assert found == [[], [], [], []]
+    assert worker.kafka.seeks == []
+    assert worker.kafka.committed == 20
+
+
+def test_position_watch_gives_up_on_a_record_that_keeps_vanishing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=faust_guard.__name__)
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        _lose_a_fetch(worker)
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0, tries=2)
+        for _ in range(8):  # the re-read never comes (no drain): the record stays owed
+            worker.kafka.position = 30
+            found.append(await watch.check())
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert [tp for tps in found for tp in tps] == [TP0, TP0]
+    assert worker.kafka.seeks == [20, 20]
+    assert sum("still stuck" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_position_watch_waits_while_the_flow_is_stopped() -> None:
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        _lose_a_fetch(worker)
+        worker.consumer.stop_flow()  # a rebalance under way: it seeks every partition itself
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        found.append(await watch.check())
+        found.append(await watch.check())
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert found == [[], []]
+    assert worker.kafka.seeks == []
+
+
 # --- a real gap: offsets that never come back ----------------------------------------------
 
 
@@ -484,7 +683,7 @@ def test_guard_refuses_an_untested_faust_streaming(version: str) -> None:
 
 def test_install_patches_fausts_consumer_once(monkeypatch: pytest.MonkeyPatch) -> None:
     base = faust_consumer.Consumer
-    for name in ("__init__", "_add_gap", "_new_offset"):
+    for name in ("__init__", "_add_gap", "_new_offset", "_wait_next_records", "getmany"):
         monkeypatch.setattr(base, name, vars(base)[name])  # restored after the test
     monkeypatch.setattr(base, "_streamsense_faust_guard", False, raising=False)
 
