@@ -37,6 +37,7 @@ from streams.core.recommend import ActionCatalog
 from streams.core.records import NewsItem, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.core.scoring import DEFAULT_MAX_TICKERS, news_text, score_news_item
+from streams.core.shadow import ShadowTally
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.errors import InvalidRecordError
@@ -55,16 +56,29 @@ FATAL_EXIT = 70
 
 
 class ModelSlot:
-    """The classifier serving one task. A swap is one reference assignment between batches."""
+    """The classifier serving one task. A swap is one reference assignment between batches.
+
+    ``shadow`` is the candidate the registry's shadow alias names, if any: it scores every
+    batch beside ``classifier`` and is never served (``tally`` compares the two).
+    """
 
     def __init__(self, classifier: Classifier) -> None:
         self.classifier = classifier
         self.swaps = 0
+        self.shadow: Classifier | None = None
+        self.tally = ShadowTally()
 
     def swap(self, classifier: Classifier) -> Classifier:
         """Serve ``classifier`` from the next batch on; return the one it replaces."""
         old, self.classifier = self.classifier, classifier
         self.swaps += 1
+        return old
+
+    def set_shadow(self, classifier: Classifier | None) -> Classifier | None:
+        """Score ``classifier`` in shadow from the next batch on (None: end the shadow);
+        the comparison starts afresh. Returns the shadow it replaces."""
+        old, self.shadow = self.shadow, classifier
+        self.tally = ShadowTally()
         return old
 
 
@@ -120,6 +134,10 @@ class Collaborators:
     route_in_scorer: bool = True
     """Route customer messages keyed by their customer id inside the scorer's batch
     (otherwise every scored message goes through ``messages.scored`` and the router)."""
+
+    def slot(self, task: str) -> ModelSlot | None:
+        """The slot serving ``task`` (None for a task this worker does not serve)."""
+        return {"sentiment": self.sentiment, "intent": self.intent}.get(task)
 
 
 def utcnow() -> datetime:
@@ -225,9 +243,13 @@ async def _score_group(
         if c.faults.point:
             segfault_if_marked(c.faults, texts)
         try:
-            return pairs, [await _predict(c, model, texts) for model in classifiers]
+            batch = [await _predict(c, model, texts) for model in classifiers]
         except Exception:
             logger.exception("batch inference failed; retrying item by item")
+        else:
+            for model, preds in zip(classifiers, batch, strict=True):
+                await _score_in_shadow(c, model, texts, preds)
+            return pairs, batch
         kept: list[tuple[Any, T]] = []
         columns: list[list[Prediction]] = [[] for _ in classifiers]
         for (event, record), text in zip(pairs, texts, strict=True):
@@ -242,6 +264,36 @@ async def _score_group(
             for column, pred in zip(columns, row, strict=True):
                 column.append(pred)
         return kept, columns
+
+
+async def _score_in_shadow(
+    c: Collaborators, production: Classifier, texts: list[str], preds: list[Prediction]
+) -> None:
+    """Score a batch production just scored with the task's shadow version, if any, and
+    count how the two compare. The shadow's output goes nowhere else: it is never served,
+    and a shadow that fails is dropped (the swapper loads it again on its next look) while
+    production goes on."""
+    slot = c.slot(production.task)
+    shadow = slot.shadow if slot is not None else None
+    if slot is None or shadow is None or shadow.version == production.version:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        shadow_preds = await loop.run_in_executor(c.executor, shadow.predict, texts)
+    except Exception as exc:
+        if slot.shadow is shadow:
+            slot.set_shadow(None)
+        logger.error(
+            "shadow %s/%s failed on a batch (%s); scoring without it until it is reloaded",
+            shadow.task,
+            shadow.version,
+            type(exc).__name__,
+        )
+        return
+    batch = slot.tally.add(preds, shadow_preds)
+    c.metrics.record_shadow(
+        production.task, batch.items, batch.agreements, slot.tally.confidence_shift()
+    )
 
 
 def fatal(agent: str, exc: BaseException) -> None:

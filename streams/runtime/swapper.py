@@ -76,13 +76,60 @@ class ModelSwapper:
         return float(min(self.settings.swap_retry_max_s, 2.0 ** (failures - 1)))
 
     async def reconcile(self) -> list[str]:
-        """Bring every slot to the alias's version; the tasks that were swapped."""
+        """Bring every slot to the alias's version, and its shadow to the shadow alias's;
+        the tasks whose production version was swapped."""
         swapped = []
         async with self._lock:  # one load at a time: the timer and a control record race
             for task in self.slots:
                 if await self._reconcile_task(task):
                     swapped.append(task)
+                await self._reconcile_shadow(task)
         return swapped
+
+    async def _reconcile_shadow(self, task: str) -> None:
+        """Load the version the shadow alias names beside production, or drop the shadow
+        when the alias is gone (ended, or promoted). A failed load is retried with the same
+        backoff as production's; production is never affected."""
+        slot = self.slots[task]
+        loop = asyncio.get_running_loop()
+        key = f"{task}/shadow"
+        try:
+            wanted = await loop.run_in_executor(self.executor, self.registry.shadow, task)
+        except Exception as exc:
+            logger.warning("cannot read the %s shadow alias (%s)", task, exc)
+            return
+        if wanted == slot.classifier.version:
+            wanted = None  # promoted: production serves it now
+        current = slot.shadow.version if slot.shadow is not None else None
+        if wanted == current:
+            self._backoff.pop(key, None)
+            return
+        if wanted is None:
+            slot.set_shadow(None)
+            self._backoff.pop(key, None)
+            logger.info("%s: shadow of %s ended", task, current)
+            return
+        backoff = self._backoff.get(key)
+        if backoff and backoff.version == wanted and self.clock() < backoff.not_before:
+            return
+        try:
+            classifier = await loop.run_in_executor(self.executor, self._load, task, wanted)
+        except Exception as exc:
+            failures = backoff.failures + 1 if backoff and backoff.version == wanted else 1
+            delay = self._retry_delay(failures)
+            self._backoff[key] = _Backoff(wanted, failures, self.clock() + delay)
+            logger.error(
+                "could not load %s/%s for shadow scoring (attempt %d: %s); next try in %.0f s",
+                task,
+                wanted,
+                failures,
+                exc,
+                delay,
+            )
+            return
+        slot.set_shadow(classifier)
+        self._backoff.pop(key, None)
+        logger.info("%s: scoring %s in shadow beside %s", task, wanted, slot.classifier.version)
 
     async def _reconcile_task(self, task: str) -> bool:
         slot = self.slots[task]

@@ -18,7 +18,7 @@ from models.training import TrainConfig
 from streams.edges.replay import news_items
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
-from tests.pipeline_helpers import Pipeline, TopicReader
+from tests.pipeline_helpers import Pipeline, TopicReader, metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +52,20 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
     stop = threading.Event()
     sent: list[str] = []
 
+    errors: list[str] = []
+
     def stream() -> None:  # a steady flow of real news for the whole test
-        for n in range(0, len(items), 10):
-            if stop.is_set():
-                return
-            chunk = items[n : n + 10]
-            produce(pipe.bootstrap, s.topic_news_raw, [(k, v) for k, v, _ in chunk])
-            sent.extend(i for _, _, i in chunk)
-            time.sleep(1.0)
+        try:
+            for n in range(0, len(items), 10):
+                if stop.is_set():
+                    return
+                chunk = items[n : n + 10]
+                produce(pipe.bootstrap, s.topic_news_raw, [(k, v) for k, v, _ in chunk])
+                sent.extend(i for _, _, i in chunk)
+                time.sleep(1.0)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            raise
 
     scored = TopicReader(pipe.bootstrap, s.topic_news_scored)
     pipe.start_worker()
@@ -79,12 +85,26 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
             min_int8_agreement=0.8,
         )
         candidate = outcome.version
+        # in shadow first: scored beside the champion on the live stream, never served
+        _cli(pipe, "models", "shadow", "sentiment", candidate)
+        port = pipe.metrics_ports[-1]
+        deadline = time.monotonic() + 90
+        while (metric_value(port, "streamsense_shadow_items_total", task="sentiment") or 0) < 20:
+            assert time.monotonic() < deadline, f"no shadow scoring after 90 s\n{pipe.logs()}"
+            pipe.assert_workers_alive()
+            time.sleep(1)
+        in_shadow = len(scored.poll())
+        shadowed = metric_value(port, "streamsense_shadow_items_total", task="sentiment") or 0
+        agreements = metric_value(port, "streamsense_shadow_agreements_total", task="sentiment")
+        assert agreements is not None and 0 < agreements <= shadowed
+        assert all(r["model_version"] == champion for r in scored.records[:in_shadow])
         _cli(pipe, "models", "promote", "sentiment", candidate)
         scored.wait_for(
             lambda recs: any(r["model_version"] == candidate for r in recs),
             120,
             pipe.assert_workers_alive,
         )
+        assert not errors, f"the news stream stopped: {errors}"
         assert any(r["model_version"] == candidate for r in scored.records), pipe.logs()
         seen = len(scored.records)
         scored.wait_for(lambda recs: len(recs) >= seen + 30, 120, pipe.assert_workers_alive)

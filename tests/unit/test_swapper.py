@@ -31,9 +31,13 @@ class FakeRegistry:
     alias: dict[str, str]
     broken: set[str] = field(default_factory=set)
     loads: list[str] = field(default_factory=list)
+    shadows: dict[str, str] = field(default_factory=dict)
 
     def production(self, task: str) -> str | None:
         return self.alias.get(task)
+
+    def shadow(self, task: str) -> str | None:
+        return self.shadows.get(task)
 
     def load(self, task: str, version: str, threads: int = 0) -> FakeClassifier:
         self.loads.append(version)
@@ -135,3 +139,38 @@ def test_a_valid_announcement_of_the_alias_version_is_accepted() -> None:
     assert swapper._accept(b"not json") is False
     asyncio.run(swapper.reconcile())
     assert slot.classifier.version == "v0002-b"
+
+
+def test_shadow_follows_the_shadow_alias_and_never_touches_production() -> None:
+    registry = FakeRegistry({"sentiment": "v0001-a"}, broken={"v0003-c"})
+    clock = Clock()
+    swapper, slot, metrics = _swapper(registry, clock)
+
+    async def main() -> list[str | None]:
+        seen: list[str | None] = []
+
+        async def look() -> None:
+            await swapper.reconcile()
+            seen.append(slot.shadow.version if slot.shadow else None)
+
+        await look()  # no shadow alias
+        registry.shadows["sentiment"] = "v0002-b"
+        await look()  # loaded beside production
+        registry.shadows["sentiment"] = "v0003-c"  # unloadable: the old shadow goes on
+        await look()
+        await look()  # backing off: no second load yet
+        clock.now += 10
+        registry.broken.clear()
+        await look()
+        del registry.shadows["sentiment"]  # ended
+        await look()
+        registry.shadows["sentiment"] = "v0001-a"  # names production itself: no shadow
+        await look()
+        return seen
+
+    seen = asyncio.run(main())
+
+    assert seen == [None, "v0002-b", "v0002-b", "v0002-b", "v0003-c", None, None]
+    assert registry.loads == ["v0002-b", "v0003-c", "v0003-c"]
+    assert slot.classifier.version == "v0001-a" and slot.swaps == 0
+    assert _value(metrics, "streamsense_model_swap_failures_total") == 0  # production only
