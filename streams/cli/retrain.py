@@ -317,7 +317,6 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 
         from models.registry import Registry
         from retrain.drift_source import served_drift
-        from retrain.job import run_retrain
         from retrain.scheduler import RetrainScheduler
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
@@ -330,6 +329,10 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             metrics = _serve_metrics(settings, chosen)
 
             def run(task: str, min_labels: int = 0) -> None:
+                # torch and transformers take ~20 s to import on 2 cores: the first run
+                # pays it, not the start-up (metrics, store errors and Ctrl-C come first)
+                from retrain.job import run_retrain
+
                 try:
                     report = run_retrain(
                         task,

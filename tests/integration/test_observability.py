@@ -88,6 +88,7 @@ ALLOWED_LABELS = {
     "model",  # shadow online accuracy: production or shadow
     "metric",  # gate intervals: accuracy, macro_f1, heldout
     "bound",  # gate intervals: low, high
+    "cause",  # consumer repositions: gap, unhanded, stalled
 }
 UNEXERCISED = {
     "streamsense_drift_": "needs a drift reference in the registry; "
