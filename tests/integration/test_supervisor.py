@@ -21,11 +21,11 @@ from streams.runtime.faults import SEGFAULT_MARKER
 from tests.kafka_helpers import produce
 from tests.pipeline_helpers import Pipeline, TopicReader, metric_value
 
-# make chaos only: a restarted worker can stall after faust_guard's seek-back (a known,
-# open bug, the one behind test_alert_crash's rare failures), which this test meets about
-# one run in three; and the quarantine counter read 0.0 here in two runs although the dead
-# letter was sent (not understood yet). The supervisor's logic runs in make test through
-# tests/unit/test_inflight.py (real processes, a fake worker).
+# make chaos only (about a minute; make test runs the supervisor's logic through
+# tests/unit/test_inflight.py: real processes, a fake worker). Its two old failures are
+# understood: the restart stall (fixed by faust_guard's refetch and position watch), and a
+# dead letter sent twice when faust handed the killer over before its seek to the committed
+# offset and again after it (at-least-once: the test accepts duplicates of that one record).
 pytestmark = [pytest.mark.integration, pytest.mark.chaos_full]
 
 
@@ -80,16 +80,20 @@ def test_a_record_that_keeps_killing_the_worker_is_quarantined_and_the_rest_flow
         counts = routed.wait_for_ids({m.item_id for m in good}, 420, alive)
         letters.wait_for(lambda recs: len(recs) >= 1, 120, alive)
         metrics = _quarantined_metric(pipe.metrics_ports[0], s.topic_messages_raw, alive)
+        time.sleep(2)  # a duplicate dead letter, if any, reaches the topic
+        letters.poll()
     finally:
         pipe.stop_all()
         routed.close()
         letters.close()
     assert {m.item_id for m in good} <= set(counts), pipe.logs()
     assert "sup-killer" not in counts
-    assert metrics == 1.0  # the worker that dead-lettered it counts it
-    [letter] = letters.records
-    assert letter["reason"] == "quarantined", letter
-    assert base64.b64decode(letter["key"]) == b"cust-killer"
+    # the worker that dead-lettered it counts it (at least once: a duplicate is possible)
+    assert 1.0 <= metrics <= len(letters.records), (metrics, len(letters.records))
+    assert letters.records, "no dead letter"
+    for letter in letters.records:  # only the killer, however often
+        assert letter["reason"] == "quarantined", letter
+        assert base64.b64decode(letter["key"]) == b"cust-killer"
     log = (tmp_path / "worker-0.log").read_text(errors="replace")  # supervisor and workers
     deaths = log.count("worker killed by SIGSEGV after")
     assert deaths == 3, log  # the whole batch in flight, then twice alone: quarantined
