@@ -75,6 +75,25 @@ class ModelSwapper:
     def _retry_delay(self, failures: int) -> float:
         return float(min(self.settings.swap_retry_max_s, 2.0 ** (failures - 1)))
 
+    async def _load_unless_backing_off(
+        self, key: str, task: str, wanted: str
+    ) -> tuple[Any | None, str]:
+        """Load and warm ``wanted`` unless a failed load of it under ``key`` is still backing
+        off. Returns the classifier, or None with why (empty while backing off)."""
+        backoff = self._backoff.get(key)
+        if backoff and backoff.version == wanted and self.clock() < backoff.not_before:
+            return None, ""
+        loop = asyncio.get_running_loop()
+        try:
+            classifier = await loop.run_in_executor(self.executor, self._load, task, wanted)
+        except Exception as exc:
+            failures = backoff.failures + 1 if backoff and backoff.version == wanted else 1
+            delay = self._retry_delay(failures)
+            self._backoff[key] = _Backoff(wanted, failures, self.clock() + delay)
+            return None, f"attempt {failures}: {exc}; next try in {delay:.0f} s"
+        self._backoff.pop(key, None)
+        return classifier, ""
+
     async def reconcile(self) -> list[str]:
         """Bring every slot to the alias's version, and its shadow to the shadow alias's;
         the tasks whose production version was swapped."""
@@ -109,26 +128,12 @@ class ModelSwapper:
             self._backoff.pop(key, None)
             logger.info("%s: shadow of %s ended", task, current)
             return
-        backoff = self._backoff.get(key)
-        if backoff and backoff.version == wanted and self.clock() < backoff.not_before:
-            return
-        try:
-            classifier = await loop.run_in_executor(self.executor, self._load, task, wanted)
-        except Exception as exc:
-            failures = backoff.failures + 1 if backoff and backoff.version == wanted else 1
-            delay = self._retry_delay(failures)
-            self._backoff[key] = _Backoff(wanted, failures, self.clock() + delay)
-            logger.error(
-                "could not load %s/%s for shadow scoring (attempt %d: %s); next try in %.0f s",
-                task,
-                wanted,
-                failures,
-                exc,
-                delay,
-            )
+        classifier, failure = await self._load_unless_backing_off(key, task, wanted)
+        if classifier is None:
+            if failure:
+                logger.error("could not load %s/%s for shadow scoring (%s)", task, wanted, failure)
             return
         slot.set_shadow(classifier)
-        self._backoff.pop(key, None)
         logger.info("%s: scoring %s in shadow beside %s", task, wanted, slot.classifier.version)
 
     async def _reconcile_task(self, task: str) -> bool:
@@ -150,28 +155,15 @@ class ModelSwapper:
             self.metrics.alias_mismatch.labels(task).set(0)
             return False
         self.metrics.alias_mismatch.labels(task).set(1)
-        backoff = self._backoff.get(task)
-        if backoff and backoff.version == wanted and self.clock() < backoff.not_before:
-            return False
-        try:
-            classifier = await loop.run_in_executor(self.executor, self._load, task, wanted)
-        except Exception as exc:
-            failures = backoff.failures + 1 if backoff and backoff.version == wanted else 1
-            delay = self._retry_delay(failures)
-            self._backoff[task] = _Backoff(wanted, failures, self.clock() + delay)
-            self.metrics.swap_failures.labels(task).inc()
-            logger.error(
-                "could not load %s/%s (attempt %d: %s); still serving %s, next try in %.0f s",
-                task,
-                wanted,
-                failures,
-                exc,
-                serving,
-                delay,
-            )
+        classifier, failure = await self._load_unless_backing_off(task, task, wanted)
+        if classifier is None:
+            if failure:
+                self.metrics.swap_failures.labels(task).inc()
+                logger.error(
+                    "could not load %s/%s (%s); still serving %s", task, wanted, failure, serving
+                )
             return False
         old = slot.swap(classifier)
-        self._backoff.pop(task, None)
         self.metrics.model_info.labels(task, old.version).set(0)
         self.metrics.model_info.labels(task, wanted).set(1)
         self.metrics.swaps.labels(task).inc()
