@@ -133,6 +133,7 @@ class _ReadOffsets(MutableMapping[Any, int | None]):
         self.rereading: dict[Any, int] = {}
         self.floor: dict[Any, int] = {}
         self.refused: dict[Any, tuple[int, int]] = {}
+        self.committing: dict[Any, int] = {}  # the highest offset handed to a commit
         self.fetched: Mapping[Any, list[Any]] | None = None  # the batch getmany is handing
         self.rewinds = 0
         self.gaps_accepted = 0
@@ -193,6 +194,7 @@ class _ReadOffsets(MutableMapping[Any, int | None]):
         self.pending.pop(tp, None)
         self.rereading.pop(tp, None)
         self.floor.pop(tp, None)
+        self.committing.pop(tp, None)
 
     def resync(self, tp: Any, position: int) -> None:
         """Record a seek of ``tp`` to ``position`` by the position watch: drop any rewind and
@@ -383,6 +385,9 @@ def install(
                     _refuse(_read_offsets(self), tp, start, lowest)
                     return None
         result: int | None = original_new_offset(self, tp)
+        if result is not None:  # faust drops these acks now, before the commit is confirmed
+            committing = _read_offsets(self).committing
+            committing[tp] = max(committing.get(tp, result), result)
         return result
 
     async def _wait_next_records(self: Any, timeout: float) -> Any:
@@ -414,7 +419,10 @@ class PositionWatch:
 
     A partition's committed offset C names the next record the worker owes. That record is
     always somewhere: not fetched yet (the consumer's position is at or before C), in a
-    batch being handed over, or in flight in an agent (faust tracks it until it is acked).
+    batch being handed over, in flight in an agent (faust tracks it until it is acked), or
+    acked and waiting for a commit. A commit that is not confirmed yet (the broker may be
+    down for minutes) counts as done: faust forgets those acks before it sends the commit,
+    so the watch starts from the highest offset handed to a commit instead.
     When it is none of these, no later ack can move the commit and the partition is stuck:
     records were fetched and then lost inside the worker in a way neither ``getmany`` nor
     the gap test sees. The chaos test found two such states after a restart: faust's seek
@@ -475,8 +483,13 @@ class PositionWatch:
             start = consumer._committed_offset.get(tp)
             if start is None:
                 start = read.floor.get(tp)
+            committing = read.committing.get(tp)  # a commit not confirmed yet (broker down?)
+            if committing is not None and (start is None or committing > start):
+                start = committing
             if start is None or (tp, start) in in_flight:
                 continue
+            if start in consumer._acked_index.get(tp, ()):
+                continue  # processed, waiting for the next commit
             try:
                 position = await consumer.position(tp)
             except IllegalStateError:

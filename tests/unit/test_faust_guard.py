@@ -576,6 +576,27 @@ def test_position_watch_leaves_a_partition_at_rest_or_with_its_record_in_flight(
     assert worker.kafka.committed == 20
 
 
+def test_position_watch_leaves_a_partition_whose_commit_is_not_confirmed() -> None:
+    """The broker is down: 0..19 are processed, faust has dropped their acks and sent the
+    commit of 20, which does not come back; the committed offset stays at 0 for as long as
+    the outage lasts. Nothing is owed (the chaos suite's broker restart: before this, the
+    watch re-read every partition during the outage)."""
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        worker.consumer._committed_offset[TP0] = None  # the commit of 20 never got through
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        found.append(await watch.check())
+        found.append(await watch.check())
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert worker.read.committing == {TP0: 20}
+    assert found == [[], []]
+    assert worker.kafka.seeks == []
+
+
 def test_position_watch_gives_up_on_a_record_that_keeps_vanishing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
