@@ -5,6 +5,7 @@ that read outputs and dead letters as they come, and the measurements of a worke
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import random
@@ -96,7 +97,10 @@ class LoadGenerator(threading.Thread):
                 except (KafkaError, OSError):
                     self.retries += 1
                     if producer is not None:
-                        producer.close(timeout=1)
+                        # closing flushes what it still holds, which times out while the
+                        # broker is down (the full broker restart's 30 s outage)
+                        with contextlib.suppress(KafkaError, OSError):
+                            producer.close(timeout=1)
                         producer = None
                     time.sleep(1.0)
             else:
