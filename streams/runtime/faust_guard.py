@@ -54,8 +54,8 @@ _INSTALLED: Final = "_streamsense_faust_guard"
 
 REPOSITION_CAUSES: Final = ("gap", "unhanded", "stalled")
 """Why the guard moved a partition's position: a gap in what faust read (a rewind), fetched
-records faust did not hand over (a refetch), a position ahead of what was handed over with
-nothing arriving (the position watch)."""
+records faust did not hand over (a refetch), a committed offset waiting for a record that
+is nowhere in the worker (the position watch)."""
 
 
 def _count_nothing(cause: str) -> None:
@@ -450,7 +450,6 @@ class PositionWatch:
         self.tries = tries
         self._seen: dict[Any, int] = {}
         self._tried: dict[Any, tuple[int, int]] = {}  # tp -> (committed offset, tries)
-        self.resyncs = 0
 
     async def run(self) -> None:
         """Check every ``interval_s`` until cancelled; a failed check is logged and retried."""
@@ -542,6 +541,5 @@ class PositionWatch:
         except IllegalStateError:
             return False
         read.resync(tp, start)
-        self.resyncs += 1
         _on_reposition("stalled")
         return True
