@@ -155,6 +155,10 @@ class Pipeline:
                 if check is not None:
                     check()
                 time.sleep(0.5)
+            behind = {
+                tp.partition: (done[tp], ends[tp]) for tp in partitions if done[tp] < ends[tp]
+            }
+            print(f"{topic}: partitions behind after {timeout_s:.0f} s (committed, end): {behind}")
             return False
         finally:
             consumer.close()
@@ -207,12 +211,37 @@ class TopicReader:
         check: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
+        seen, progress = len(self.records), time.monotonic()
         while time.monotonic() < deadline:
             if done(self.poll()):
                 return self.records
             if check is not None:
                 check()
+            if len(self.records) > seen:
+                seen, progress = len(self.records), time.monotonic()
+            elif time.monotonic() - progress > self.STILL_S:
+                self._restart_fetch_if_behind()
+                progress = time.monotonic()
+        self._restart_fetch_if_behind()  # prints where the reader stands, for the failure
         return self.records
+
+    STILL_S = 10.0
+
+    def _restart_fetch_if_behind(self) -> None:
+        """Seek each partition the reader is behind on to its own position.
+
+        kafka-python 3.0's consumer has been seen to stop fetching a partition that still
+        has records (dpkp/kafka-python#3106, #3131); a seek restarts its fetch. Printed, so a
+        failing test shows whether its reader, not the worker, was behind."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        ends = self.consumer.end_offsets(assigned)
+        for tp in assigned:
+            position = self.consumer.position(tp)
+            if position < ends[tp]:
+                print(f"TopicReader: {tp.topic}[{tp.partition}] at {position} of {ends[tp]}")
+                self.consumer.seek(tp, position)
 
     def wait_for_ids(
         self,

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableM
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams.errors import ConfigurationError
 
@@ -52,10 +52,11 @@ TESTED_FAUST_VERSIONS: Final = ("0.15.3",)
 
 _INSTALLED: Final = "_streamsense_faust_guard"
 
-REPOSITION_CAUSES: Final = ("gap", "unhanded", "stalled")
+REPOSITION_CAUSES: Final = ("gap", "unhanded", "stalled", "idle")
 """Why the guard moved a partition's position: a gap in what faust read (a rewind), fetched
 records faust did not hand over (a refetch), a committed offset waiting for a record that
-is nowhere in the worker (the position watch)."""
+is nowhere in the worker, records waiting on the broker that the worker does not fetch
+(both the position watch)."""
 
 
 def _count_nothing(cause: str) -> None:
@@ -440,16 +441,34 @@ class PositionWatch:
     the records after C that were processed). It tries ``tries`` times per committed
     offset; a partition still stuck after that is logged as an error once and left to the
     lag alert (a record that keeps vanishing would otherwise be re-read forever).
+
+    The other blind spot is a partition that fetches nothing at all: its position does not
+    pass C, so nothing above shows, yet records wait on the broker (a restarted worker that
+    never went through its partition, as CI saw once, cause unknown). Every
+    ``idle_checks`` looks the watch notes each partition's position and committed offset
+    where nothing is in flight or acked; one unchanged a whole idle look later while the
+    broker's end offset is past it is logged with everything faust knows of it (paused,
+    buffered, active, read offset), resumed if faust left it paused or buffer-full, and
+    sought to its owed record, which restarts its fetch.
     """
 
     def __init__(
-        self, consumer: Callable[[], Any], interval_s: float = 5.0, tries: int = 3
+        self,
+        consumer: Callable[[], Any],
+        interval_s: float = 5.0,
+        tries: int = 3,
+        idle_checks: int = 6,
+        request_timeout_s: float = 5.0,
     ) -> None:
         self._consumer = consumer
         self.interval_s = interval_s
         self.tries = tries
+        self.idle_checks = idle_checks
+        self.request_timeout_s = request_timeout_s
         self._seen: dict[Any, int] = {}
         self._tried: dict[Any, tuple[int, int]] = {}  # tp -> (committed offset, tries)
+        self._looks = 0
+        self._still: dict[Any, tuple[int | None, int | None]] = {}  # tp -> (position, committed)
 
     async def run(self) -> None:
         """Check every ``interval_s`` until cancelled; a failed check is logged and retried."""
@@ -472,25 +491,52 @@ class PositionWatch:
         read = _read_offsets(consumer)
         if not self._settled(consumer, read):
             self._seen.clear()  # look again once the rebalance or the batch is over
+            self._still.clear()
             return []
-        active = consumer._get_active_partitions()
         in_flight = {(message.tp, message.offset) for message in list(consumer._unacked_messages)}
+        moved = await self._check_owed(consumer, read, in_flight)
+        self._looks += 1
+        if self._looks % self.idle_checks == 0 and self._settled(consumer, read):
+            moved += await self._check_idle(consumer, read, in_flight)
+        return moved
+
+    def _owed(self, consumer: Any, read: _ReadOffsets, tp: Any) -> int | None:
+        """The offset of the next record ``tp`` owes: committed, floor, or being committed."""
+        start: int | None = consumer._committed_offset.get(tp)
+        if start is None:
+            start = read.floor.get(tp)
+        committing = read.committing.get(tp)  # a commit not confirmed yet (broker down?)
+        if committing is not None and (start is None or committing > start):
+            start = committing
+        return start
+
+    async def _position(self, consumer: Any, tp: Any) -> int | None:
+        """The consumer's position on ``tp``; None while it has none (a reset that hangs).
+
+        Raises ``IllegalStateError`` if ``tp`` was revoked meanwhile."""
+        try:
+            position: int | None = await asyncio.wait_for(
+                consumer.position(tp), self.request_timeout_s
+            )
+        except TimeoutError:
+            return None
+        return position
+
+    async def _check_owed(
+        self, consumer: Any, read: _ReadOffsets, in_flight: set[tuple[Any, int]]
+    ) -> list[Any]:
+        active = consumer._get_active_partitions()
         owed: dict[Any, tuple[int, int]] = {}
         for tp in sorted(consumer.assignment()):
             if tp not in active or not consumer.app.topics.acks_enabled_for(tp.topic):
                 continue  # paused, or a changelog, which recovery positions itself
-            start = consumer._committed_offset.get(tp)
-            if start is None:
-                start = read.floor.get(tp)
-            committing = read.committing.get(tp)  # a commit not confirmed yet (broker down?)
-            if committing is not None and (start is None or committing > start):
-                start = committing
+            start = self._owed(consumer, read, tp)
             if start is None or (tp, start) in in_flight:
                 continue
             if start in consumer._acked_index.get(tp, ()):
                 continue  # processed, waiting for the next commit
             try:
-                position = await consumer.position(tp)
+                position = await self._position(consumer, tp)
             except IllegalStateError:
                 continue  # revoked meanwhile
             if position is not None and position > start:
@@ -507,22 +553,34 @@ class PositionWatch:
                 moved.append(tp)
         return moved
 
-    async def _resync(
-        self, consumer: Any, read: _ReadOffsets, tp: Any, start: int, position: int
-    ) -> bool:
+    def _may_try(self, tp: Any, start: int) -> bool:
+        """Count a re-read of ``tp`` from ``start``; False (and one error) past ``tries``."""
         tried_at, tries = self._tried.get(tp, (start, 0))
         tries = tries + 1 if tried_at == start else 1
         self._tried[tp] = (start, tries)
-        if tries > self.tries:
-            if tries == self.tries + 1:
-                logger.error(
-                    "%s[%s]: still stuck at committed offset %s after %s re-reads; leaving "
-                    "it (the consumer lag alert will fire)",
-                    tp.topic,
-                    tp.partition,
-                    start,
-                    self.tries,
-                )
+        if tries == self.tries + 1:
+            logger.error(
+                "%s[%s]: still stuck at offset %s after %s re-reads; leaving it (the consumer "
+                "lag alert will fire)",
+                tp.topic,
+                tp.partition,
+                start,
+                self.tries,
+            )
+        return tries <= self.tries
+
+    async def _seek(self, consumer: Any, read: _ReadOffsets, tp: Any, start: int) -> bool:
+        try:
+            await consumer._seek(tp, start)
+        except IllegalStateError:
+            return False  # revoked meanwhile: its next owner starts from the committed offset
+        read.resync(tp, start)
+        return True
+
+    async def _resync(
+        self, consumer: Any, read: _ReadOffsets, tp: Any, start: int, position: int
+    ) -> bool:
+        if not self._may_try(tp, start):
             return False
         logger.warning(
             "%s[%s]: committed offset %s has not moved for %.0f s, its record is neither in "
@@ -536,10 +594,87 @@ class PositionWatch:
             read.get(tp),
             start,
         )
-        try:
-            await consumer._seek(tp, start)
-        except IllegalStateError:
+        if not await self._seek(consumer, read, tp, start):
             return False
-        read.resync(tp, start)
         _on_reposition("stalled")
+        return True
+
+    async def _check_idle(
+        self, consumer: Any, read: _ReadOffsets, in_flight: set[tuple[Any, int]]
+    ) -> list[Any]:
+        """Wake the partitions that fetched nothing for a whole idle look with records waiting."""
+        busy = {tp for tp, _ in in_flight}
+        now: dict[Any, tuple[int | None, int | None]] = {}
+        for tp in sorted(consumer.assignment()):
+            if tp in busy or consumer._acked.get(tp):
+                continue  # working (or waiting for its commit): not idle
+            if not consumer.app.topics.acks_enabled_for(tp.topic):
+                continue  # a changelog, which recovery positions itself
+            try:
+                position = await self._position(consumer, tp)
+            except IllegalStateError:
+                continue
+            now[tp] = (position, self._owed(consumer, read, tp))
+        still = [tp for tp, at in now.items() if self._still.get(tp) == at]
+        self._still = now
+        if not still or not self._settled(consumer, read):
+            return []
+        try:
+            ends = await asyncio.wait_for(consumer.highwaters(*still), self.request_timeout_s)
+        except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing to compare
+            logger.info("position watch: no end offsets for %s partitions: %r", len(still), exc)
+            return []
+        moved = []
+        for tp in still:
+            position, owed = now[tp]
+            if position is not None and owed is not None and position > owed:
+                continue  # fetched past its owed record: the owed check's case, or a full queue
+            start = owed if owed is not None else position
+            end = ends.get(tp)
+            if start is None or end is None or end <= start:
+                continue  # at the end of its log: at rest
+            if await self._wake(consumer, read, tp, start, position, owed, end):
+                moved.append(tp)
+        return moved
+
+    async def _wake(
+        self,
+        consumer: Any,
+        read: _ReadOffsets,
+        tp: Any,
+        start: int,
+        position: int | None,
+        owed: int | None,
+        end: int,
+    ) -> bool:
+        if not self._may_try(tp, start):
+            return False
+        paused = tp in consumer._paused_partitions
+        buffered = tp in consumer._buffered_partitions
+        logger.warning(
+            "%s[%s]: %s records wait on the broker (end offset %s) but the worker fetched "
+            "none for %.0f s: position %s, owed %s, last read %s, faust active %s, paused %s, "
+            "buffer-full %s; %sseeking to %s to fetch them",
+            tp.topic,
+            tp.partition,
+            end - start,
+            end,
+            self.interval_s * self.idle_checks,
+            "none" if position is None else position,
+            owed,
+            read.get(tp),
+            tp in consumer._get_active_partitions(),
+            paused,
+            buffered,
+            "resuming it and " if paused or buffered else "",
+            start,
+        )
+        if paused:
+            consumer.resume_partitions({tp})
+        if buffered:
+            consumer.on_buffer_drop(tp)
+        if not await self._seek(consumer, read, tp, start):
+            return False
+        self._still.pop(tp, None)
+        _on_reposition("idle")
         return True

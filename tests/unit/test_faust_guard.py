@@ -88,8 +88,12 @@ class FakeKafka(Service):
         self.commits: list[int] = []
         self.committed_unprocessed: set[int] = set()
         self.idle = asyncio.Event()
+        self.hung = False  # a fetch that returns nothing until the next seek
 
     async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        if self.hung:
+            self.idle.set()
+            return {}
         if self.fetches >= self.max_fetches:
             if self.max_fetches >= MAX_FETCHES:  # not a test's own limit: a rewind loop
                 raise AssertionError(f"still fetching after {MAX_FETCHES} fetches")
@@ -112,6 +116,7 @@ class FakeKafka(Service):
     def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append(offset)
         self.position = offset
+        self.hung = False
 
     async def commit(self, offsets: Mapping[TP, int]) -> bool:
         offset = offsets[TP0]
@@ -127,6 +132,9 @@ class FakeKafka(Service):
 
     def highwater(self, tp: TP) -> int:
         return self.offsets[-1] + 1
+
+    async def highwaters(self, *tps: TP) -> Mapping[TP, int]:
+        return {tp: self.offsets[-1] + 1 for tp in tps}
 
 
 class DriverConsumer(faust_aiokafka.Consumer):
@@ -562,7 +570,7 @@ def test_position_watch_leaves_a_partition_at_rest_or_with_its_record_in_flight(
 
     async def scenario(worker: Worker) -> None:
         await restart(worker)  # 0..19 read, 10 still in an agent: committed 10
-        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0)
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0, idle_checks=1)
         found.append(await watch.check())
         found.append(await watch.check())
         await worker.release_held()  # at rest: committed 20, position 20
@@ -574,6 +582,59 @@ def test_position_watch_leaves_a_partition_at_rest_or_with_its_record_in_flight(
     assert found == [[], [], [], []]
     assert worker.kafka.seeks == []
     assert worker.kafka.committed == 20
+
+
+def test_position_watch_wakes_a_partition_faust_left_paused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """0..19 read and committed; faust leaves the partition paused with the flow active, and
+    20..29 arrive on the broker: nothing is fetched, nothing is owed, the position stays at
+    the committed offset. The idle look resumes it."""
+    caplog.set_level(logging.WARNING, logger=faust_guard.__name__)
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        worker.consumer.pause_partitions({TP0})
+        worker.kafka.offsets = list(range(30))
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0, idle_checks=1)
+        found.append(await watch.check())  # first sight: it may be about to fetch
+        found.append(await watch.check())
+        assert TP0 in worker.consumer._get_active_partitions()
+        await worker.drain()
+        await worker.consumer.commit()
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert found == [[], [TP0]]
+    assert worker.kafka.seeks == [20]
+    assert worker.delivered == list(range(30))
+    assert worker.kafka.committed == 30
+    assert any("paused True" in r.getMessage() for r in caplog.records)
+
+
+def test_position_watch_restarts_a_fetch_that_hangs() -> None:
+    """The partition is active, yet its fetch returns nothing while 20..29 wait."""
+    found: list[list[TP]] = []
+
+    async def scenario(worker: Worker) -> None:
+        await restart(worker)
+        worker.kafka.offsets = list(range(30))
+        worker.kafka.hung = True
+        await worker.drain()
+        assert worker.delivered == list(range(20))
+        watch = faust_guard.PositionWatch(lambda: worker.consumer, interval_s=0, idle_checks=1)
+        found.append(await watch.check())
+        found.append(await watch.check())
+        await worker.drain()
+        await worker.consumer.commit()
+
+    worker = run(GuardedConsumer, scenario, offsets=range(20), committed=None)
+
+    assert found == [[], [TP0]]
+    assert worker.kafka.seeks == [20]
+    assert worker.delivered == list(range(30))
+    assert worker.kafka.committed_unprocessed == set()
 
 
 def test_position_watch_leaves_a_partition_whose_commit_is_not_confirmed() -> None:
