@@ -315,7 +315,8 @@ def pipeline() -> dict[str, Any]:
                         )
                     ],
                     description="gap: faust skipped offsets; unhanded: fetched records faust "
-                    "dropped; stalled: the position watch re-read a stuck partition. A few "
+                    "dropped; stalled: the position watch re-read a stuck partition; idle: it restarted the "
+                    "fetch of a partition that fetched nothing with records waiting. A few "
                     "around a rebalance are normal (duplicates, never a loss).",
                 ),
                 timeseries(

@@ -216,7 +216,8 @@ class Metrics:
                 f"{p}_consumer_repositions",
                 "Partitions the faust guard sought back so that no record goes unread: "
                 "cause gap (faust skipped offsets), unhanded (fetched records faust dropped), "
-                "stalled (the position watch found a partition stuck past unread records).",
+                "stalled (the position watch found a partition stuck past unread records), idle (records "
+                "waited on the broker for a partition that fetched none for 30 s).",
                 ["cause"],
                 registry=r,
             ),
