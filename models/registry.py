@@ -125,6 +125,11 @@ class Registry:
 
     def shadow(self, task: str) -> str | None:
         """The version in shadow for a task (scored beside production, never served)."""
+        record = self.shadow_record(task)
+        return str(record["version"]) if record else None
+
+    def shadow_record(self, task: str) -> dict[str, Any] | None:
+        """The shadow alias as written (``version``, ``since``, ``reason``), or None."""
         path = self.task_dir(task) / SHADOW
         if not path.is_file():
             return None
@@ -132,8 +137,9 @@ class Registry:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RegistryError(f"shadow alias {path} is not valid JSON: {exc}") from exc
-        version = data.get("version") if isinstance(data, dict) else None
-        return str(version) if version else None
+        if not isinstance(data, dict) or not data.get("version"):
+            return None
+        return data
 
     def verify(self, task: str, version: str) -> dict[str, Any]:
         """Check every file of a version against its manifest; return the manifest.

@@ -4,7 +4,8 @@ The run fine-tunes the production version's checkpoint on the labels it has not 
 (feedback ids after the one it was trained through) plus a replay sample, registers the
 candidate without promoting it, scores candidate and champion with the serving runtime,
 records the gate's decision on the candidate in the registry, and on promotion moves the
-production alias and announces the new version through ``publish``.
+production alias and announces the new version through ``publish`` (or, with a shadow
+period required, puts the candidate in shadow; :func:`review_shadow` decides later).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,10 @@ from retrain.evaluation import evaluate_version
 from retrain.exceptions import RetrainError
 from retrain.gate import DEFAULT_TOLERANCE, EvalResult, GateDecision, GatePolicy, decide
 from retrain.holdout import HOLDOUT_CAP, HOLDOUT_FILE, HOLDOUT_FRACTION, FeedbackHoldout
+from retrain.publish import Publish, announce
 from retrain.store import FeedbackStore
 
 logger = logging.getLogger(__name__)
-
-Publish = Callable[[str, str, str], None]
-"""``publish(task, version, action)``: announce a promotion (e.g. on ``models.control``)."""
 
 # Incremental fine-tuning from a trained checkpoint: fewer epochs and a gentler encoder
 # learning rate than training from the pretrained encoder (measured with retrain.demo).
@@ -94,6 +93,7 @@ def run_retrain(
     show_progress: bool = True,
     policy: GatePolicy | None = None,
     drift_reference: bool = True,
+    shadow_first: bool = False,
 ) -> RetrainReport:
     """Run one retrain of ``task``; never raises for a refusal, a skip or a failed training.
 
@@ -107,7 +107,9 @@ def run_retrain(
     models (None: the pipeline's bar). Without ``force`` a run with no label newer than
     the last run's is skipped. ``policy`` (significance level, minimum slice, tolerance)
     supersedes ``tolerance``. With ``drift_reference`` the candidate's drift profile is
-    written (held-out plus the judged feedback slice; see :mod:`models.drift`).
+    written (held-out plus the judged feedback slice; see :mod:`models.drift`). With
+    ``shadow_first`` a candidate the gate passes goes into shadow instead of production;
+    :func:`review_shadow` promotes it after its shadow period (or ends the shadow).
     Raises :class:`RetrainError` when the task has no production version.
     """
     started = time.monotonic()
@@ -228,9 +230,15 @@ def run_retrain(
             registry, task, candidate, data_dir, dataset.recent, feedback.texts, eval_threads
         )
     announced: bool | None = None
-    if decision.promote:
+    if decision.promote and shadow_first:
+        registry.set_shadow(task, candidate, reason=_promotion_reason(decision))
+        message = (
+            f"{candidate} passed the gate: in shadow beside {champion} until the shadow "
+            "review promotes it or ends its shadow"
+        )
+    elif decision.promote:
         registry.promote(task, candidate, reason=_promotion_reason(decision))
-        announced = _announce(publish, task, candidate)
+        announced = announce(publish, task, candidate)
         message = f"promoted {candidate} over {champion}"
         if announced is False:
             message += " (NOT announced to the workers: see the log; they load it on restart)"
@@ -243,7 +251,9 @@ def run_retrain(
         message = f"refused {candidate}; {champion} stays in production: " + "; ".join(failed)
     return RetrainReport(
         task=task,
-        status={"promote": "promoted", "refuse": "refused"}.get(decision.outcome, "held"),
+        status="shadow"
+        if decision.promote and shadow_first
+        else {"promote": "promoted", "refuse": "refused"}.get(decision.outcome, "held"),
         message=message,
         champion=champion,
         candidate=candidate,
@@ -311,20 +321,3 @@ def _promotion_reason(decision: GateDecision) -> str:
         f"{n['candidate_heldout_accuracy']:.4f} vs {n['champion_heldout_accuracy']:.4f}; "
         f"{decision.summary()}"
     )
-
-
-def _announce(publish: Publish | None, task: str, version: str) -> bool | None:
-    """Publish a promotion; a failure is logged and reported, the promotion stands."""
-    if publish is None:
-        return None
-    try:
-        publish(task, version, "promote")
-    except Exception as exc:
-        logger.error(
-            "promoted %s/%s but could not announce it (workers swap on restart): %s",
-            task,
-            version,
-            exc,
-        )
-        return False
-    return True

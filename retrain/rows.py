@@ -19,6 +19,30 @@ class PredictionRow:
 
 
 @dataclass(frozen=True)
+class ShadowRow:
+    """What a version in shadow predicted for an item, beside what production served."""
+
+    item_id: str
+    task: str
+    version: str
+    label: str
+    production_version: str
+    production_label: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ShadowPair:
+    """A labelled item both production and the shadow version scored: the true label
+    (the item's newest) and each model's prediction."""
+
+    item_id: str
+    label: str
+    production_label: str
+    shadow_label: str
+
+
+@dataclass(frozen=True)
 class FeedbackRow:
     """A human label for one item, as it arrived on the feedback topic."""
 

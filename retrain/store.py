@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from retrain.exceptions import StoreError
-from retrain.rows import FeedbackRow, Judged, PredictionRow, TrainingRow
+from retrain.rows import FeedbackRow, Judged, PredictionRow, ShadowPair, ShadowRow, TrainingRow
 from retrain.store_connect import (
     WHAT_TO_DO,
     driver_errors,
@@ -45,7 +45,15 @@ from retrain.store_connect import (
     reason,
 )
 
-__all__ = ["FeedbackRow", "FeedbackStore", "Judged", "PredictionRow", "TrainingRow"]
+__all__ = [
+    "FeedbackRow",
+    "FeedbackStore",
+    "Judged",
+    "PredictionRow",
+    "ShadowPair",
+    "ShadowRow",
+    "TrainingRow",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,10 @@ _SCHEMA = (
         UNIQUE (item_id, task, annotator, at))""",
     "CREATE INDEX IF NOT EXISTS feedback_task_id ON feedback (task, id)",
     "CREATE INDEX IF NOT EXISTS feedback_item ON feedback (item_id, task)",
+    """CREATE TABLE IF NOT EXISTS shadow_predictions (
+        item_id TEXT NOT NULL, task TEXT NOT NULL, version TEXT NOT NULL, label TEXT NOT NULL,
+        production_version TEXT NOT NULL, production_label TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (item_id, task, version))""",
     """CREATE TABLE IF NOT EXISTS trained_marks (
         task TEXT NOT NULL, version TEXT NOT NULL, feedback_id BIGINT NOT NULL,
         updated_at TEXT NOT NULL, PRIMARY KEY (task, version))""",
@@ -299,6 +311,59 @@ class FeedbackStore:
             )
 
         self._transact("record predictions", work)
+
+    def record_shadow(self, rows: Sequence[ShadowRow]) -> None:
+        """Upsert what a version in shadow predicted, beside production, by item."""
+        if not rows:
+            return
+        upsert = self._sql(
+            "INSERT INTO shadow_predictions (item_id, task, version, label, production_version, "
+            "production_label, at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (item_id, task, version) DO UPDATE SET label = excluded.label, "
+            "production_version = excluded.production_version, "
+            "production_label = excluded.production_label, at = excluded.at"
+        )
+        params = [
+            (
+                r.item_id,
+                r.task,
+                r.version,
+                r.label,
+                r.production_version,
+                r.production_label,
+                _iso(r.at),
+            )
+            for r in rows
+        ]
+        self._transact(
+            "record shadow predictions", lambda cursor: cursor.executemany(upsert, params)
+        )
+
+    def shadow_pairs(
+        self, task: str, version: str, since: datetime | None = None
+    ) -> list[ShadowPair]:
+        """Labelled items that ``version`` scored in shadow (since ``since``), each with its
+        newest label: production and the shadow judged on the same items."""
+        rows = self._run(
+            "read shadow pairs",
+            "SELECT s.item_id, f.label, s.production_label, s.label FROM shadow_predictions s "
+            "JOIN feedback f ON f.item_id = s.item_id AND f.task = s.task "
+            "WHERE s.task = ? AND s.version = ? AND s.at >= ? AND f.id = ("
+            "SELECT MAX(g.id) FROM feedback g WHERE g.item_id = s.item_id AND g.task = s.task) "
+            "ORDER BY f.id",
+            (task, version, _iso(since) if since is not None else ""),
+        )
+        return [ShadowPair(str(i), str(y), str(p), str(s)) for i, y, p, s in rows]
+
+    def shadow_verdicts(self, task: str, item_id: str, label: str) -> list[tuple[bool, bool]]:
+        """For a new ``label`` of an item: (production right, shadow right) per shadow
+        version that scored it (the live metrics; the review reads :meth:`shadow_pairs`)."""
+        rows = self._run(
+            "read shadow predictions",
+            "SELECT production_label, label FROM shadow_predictions WHERE item_id = ? AND task = ?",
+            (item_id, task),
+        )
+        return [(str(p) == label, str(s) == label) for p, s in rows]
 
     def add_feedback(self, row: FeedbackRow) -> Judged | None:
         """Store a label with its provenance; the verdict on the served prediction, if known.

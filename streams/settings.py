@@ -161,6 +161,25 @@ class Settings(BaseSettings):
         ge=1,
         description="Fewest recent-feedback items the gate judges on; fewer: not enough evidence.",
     )
+    shadow_before_promotion: bool = Field(
+        default=False,
+        description="A candidate the gate passes goes into shadow first; the shadow review "
+        "promotes it after its shadow period.",
+    )
+    shadow_min_items: int = Field(
+        default=200, ge=1, description="Labelled live items a shadow period needs at least."
+    )
+    shadow_min_duration_s: float = Field(
+        default=3600.0, ge=0, description="Shortest shadow period, in seconds."
+    )
+    shadow_max_duration_s: float = Field(
+        default=604800.0,
+        gt=0,
+        description="Longest shadow period: past it without a verdict, the shadow ends.",
+    )
+    shadow_review_interval_s: float = Field(
+        default=300.0, gt=0, description="How often the scheduler reviews a shadow period."
+    )
     drift_window: int = Field(
         default=1000,
         ge=50,

@@ -315,8 +315,9 @@ def pipeline() -> dict[str, Any]:
                         )
                     ],
                     description="gap: faust skipped offsets; unhanded: fetched records faust "
-                    "dropped; stalled: the position watch re-read a stuck partition; idle: it restarted the "
-                    "fetch of a partition that fetched nothing with records waiting. A few "
+                    "dropped; stalled: the position watch re-read a stuck partition; idle: it "
+                    "restarted the fetch of a partition that fetched nothing with records "
+                    "waiting. A few "
                     "around a rebalance are normal (duplicates, never a loss).",
                 ),
                 timeseries(
@@ -581,6 +582,20 @@ def models_and_alerts() -> dict[str, Any]:
                     unit="percentunit",
                     description="Feedback on the same items: production's and the shadow "
                     "version's accuracy, side by side.",
+                ),
+                timeseries(
+                    "Shadow reviews",
+                    [
+                        (
+                            "sum by (task, outcome) "
+                            "(increase(streamsense_shadow_reviews_total[1d]))",
+                            "{{task}} {{outcome}}",
+                        )
+                    ],
+                    description="The retrain scheduler's reviews of a shadow period: wait (too "
+                    "few labels or too soon), promote (not worse online, with confidence) or "
+                    "end (significantly worse, or no verdict by "
+                    "STREAMSENSE_SHADOW_MAX_DURATION_S).",
                 ),
             ),
         ],

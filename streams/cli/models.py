@@ -259,6 +259,50 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             registry.set_shadow(task, version, reason)
         console.print(f"{task}: {version} in shadow beside production {registry.production(task)}")
 
+    @models_app.command("shadow-review")
+    def shadow_review(
+        task: TaskArg,
+        min_items: Annotated[
+            int | None, typer.Option(min=1, help="Default: STREAMSENSE_SHADOW_MIN_ITEMS.")
+        ] = None,
+        min_duration_s: Annotated[
+            float | None,
+            typer.Option(min=0.0, help="Default: STREAMSENSE_SHADOW_MIN_DURATION_S."),
+        ] = None,
+    ) -> None:
+        """Judge the version in shadow on its labelled live items: promote it, end its shadow,
+        or leave it running (what the retrain scheduler does every few minutes)."""
+        from retrain.shadow_job import review_shadow, shadow_policy
+        from retrain.store import FeedbackStore
+
+        settings = get_settings()
+        with one_line_errors():
+            store = FeedbackStore.open(settings.feedback_db_url)
+            try:
+                result = review_shadow(
+                    task,
+                    registry_root=settings.registry_dir,
+                    store=store,
+                    policy=shadow_policy(
+                        settings.shadow_min_items if min_items is None else min_items,
+                        settings.shadow_min_duration_s
+                        if min_duration_s is None
+                        else min_duration_s,
+                        settings.shadow_max_duration_s,
+                        settings.gate_tolerance,
+                        settings.gate_alpha,
+                    ),
+                    publish=lambda t, v, action: _announce(settings, t, v, action),
+                )
+            finally:
+                store.close()
+        if result is None:
+            console.print(f"{task}: no version in shadow")
+            return
+        console.print(f"{task}: {result.summary()}", highlight=False)
+        for line in result.reasons:
+            console.print(f"  {line}", highlight=False)
+
     @models_app.command("drift-reference")
     def drift_reference(
         task: TaskArg,

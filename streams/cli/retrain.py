@@ -24,7 +24,8 @@ from streams.runtime.metrics import Metrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # the job imports torch: load it only when a command needs it
-    from retrain.job import Publish, RetrainReport
+    from retrain.job import RetrainReport
+    from retrain.publish import Publish
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -251,6 +252,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 force=force,
                 publish=make_publisher(settings) if publish else None,
                 show_progress=console.is_terminal,
+                shadow_first=settings.shadow_before_promotion,
             )
         print_report(report, console)
         if report.status == "failed":
@@ -318,6 +320,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from models.registry import Registry
         from retrain.drift_source import served_drift
         from retrain.scheduler import RetrainScheduler
+        from retrain.shadow_job import review_shadow, shadow_policy
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
@@ -348,6 +351,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         min_new_labels=min_labels or threshold or settings.retrain_min_new_labels,
                         publish=publisher,
                         show_progress=False,
+                        shadow_first=settings.shadow_before_promotion,
                     )
                 except RetrainError as exc:
                     logger.warning("retrain of %s not run: %s", task, exc)
@@ -384,6 +388,38 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 id="feedback-retention",
                 next_run_time=datetime.now(UTC),
             )
+            policy = shadow_policy(
+                settings.shadow_min_items,
+                settings.shadow_min_duration_s,
+                settings.shadow_max_duration_s,
+                settings.gate_tolerance,
+                settings.gate_alpha,
+            )
+
+            def review(task: str) -> None:
+                try:
+                    result = review_shadow(
+                        task,
+                        registry_root=settings.registry_dir,
+                        store=store,
+                        policy=policy,
+                        publish=publisher,
+                    )
+                except Exception:
+                    logger.exception("shadow review of %s failed", task)
+                    return
+                if result is not None:
+                    metrics.shadow_reviews.labels(task, result.outcome).inc()
+
+            for task in chosen:
+                runner.scheduler.add_job(
+                    review,
+                    IntervalTrigger(seconds=settings.shadow_review_interval_s, timezone="UTC"),
+                    args=[task],
+                    id=f"shadow-review-{task}",
+                    max_instances=1,
+                    coalesce=True,
+                )
             runner.start()
         console.print(f"retrain scheduler running for {', '.join(chosen)}; Ctrl-C stops it")
         try:

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from models.prediction import Prediction
 from models.runtime import Classifier
+from retrain.rows import ShadowRow
 from streams.core.batching import BatchController
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
@@ -134,6 +135,11 @@ class Collaborators:
     route_in_scorer: bool = True
     """Route customer messages keyed by their customer id inside the scorer's batch
     (otherwise every scored message goes through ``messages.scored`` and the router)."""
+    record_shadow: Callable[[list[ShadowRow]], None] | None = None
+    """Keeps what a version in shadow predicted, for its online accuracy once labels come
+    (called on ``store_executor``; None: only agreement and confidence are counted)."""
+    pending_writes: set[asyncio.Future[None]] = field(default_factory=set)
+    """Writes started in the background (shadow predictions), kept until they finish."""
 
     def slot(self, task: str) -> ModelSlot | None:
         """The slot serving ``task`` (None for a task this worker does not serve)."""
@@ -238,6 +244,7 @@ async def _score_group(
     dlq: Any,
 ) -> tuple[list[tuple[Any, T]], list[list[Prediction]]]:
     texts = [text_of(r) for _, r in pairs]
+    ids = [str(getattr(r, "id", "")) for _, r in pairs]
     agent = "+".join(m.task for m in classifiers)
     with c.poison.in_flight.working_on(agent, refs):
         if c.faults.point:
@@ -248,7 +255,7 @@ async def _score_group(
             logger.exception("batch inference failed; retrying item by item")
         else:
             for model, preds in zip(classifiers, batch, strict=True):
-                await _score_in_shadow(c, model, texts, preds)
+                await _score_in_shadow(c, model, ids, texts, preds)
             return pairs, batch
         kept: list[tuple[Any, T]] = []
         columns: list[list[Prediction]] = [[] for _ in classifiers]
@@ -267,10 +274,15 @@ async def _score_group(
 
 
 async def _score_in_shadow(
-    c: Collaborators, production: Classifier, texts: list[str], preds: list[Prediction]
+    c: Collaborators,
+    production: Classifier,
+    ids: list[str],
+    texts: list[str],
+    preds: list[Prediction],
 ) -> None:
     """Score a batch production just scored with the task's shadow version, if any, and
-    count how the two compare. The shadow's output goes nowhere else: it is never served,
+    count how the two compare. The shadow's output is never served: the two labels of each
+    item go to the feedback store in the background (judged when the item's label comes),
     and a shadow that fails is dropped (the swapper loads it again on its next look) while
     production goes on."""
     slot = c.slot(production.task)
@@ -294,6 +306,26 @@ async def _score_in_shadow(
     c.metrics.record_shadow(
         production.task, batch.items, batch.agreements, slot.tally.confidence_shift()
     )
+    if c.record_shadow is not None:
+        now = datetime.now(UTC)
+        rows = [
+            ShadowRow(i, shadow.task, shadow.version, s.label, production.version, p.label, now)
+            for i, p, s in zip(ids, preds, shadow_preds, strict=True)
+            if i
+        ]
+        _in_background(c, loop.run_in_executor(c.store_executor, c.record_shadow, rows))
+
+
+def _in_background(c: Collaborators, write: asyncio.Future[None]) -> None:
+    """Let ``write`` finish on its own; a failure is logged (a statistic lost, not a record)."""
+
+    def done(future: asyncio.Future[None]) -> None:
+        c.pending_writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.warning("shadow predictions not stored: %r", future.exception())
+
+    c.pending_writes.add(write)
+    write.add_done_callback(done)
 
 
 def fatal(agent: str, exc: BaseException) -> None:

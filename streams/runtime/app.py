@@ -178,6 +178,7 @@ def build_app(
             settings.in_flight_dir, settings.quarantine_file, settings.poison_deaths
         ),
         route_in_scorer=settings.route_in_scorer,
+        record_shadow=store.record_shadow,
         latency_target_s=settings.latency_target_s,
     )
     partitions = settings.topic_partitions

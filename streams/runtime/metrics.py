@@ -64,6 +64,7 @@ class Metrics:
     shadow_confidence_shift: Gauge
     shadow_online_correct: Counter
     shadow_online_judged: Counter
+    shadow_reviews: Counter
     feedback: Counter
     online_correct: Counter
     online_total: Counter
@@ -102,6 +103,8 @@ class Metrics:
                 counter.labels(task)
             for model in ("production", "shadow"):
                 self.shadow_online_correct.labels(task, model)
+            for outcome in ("wait", "promote", "end"):
+                self.shadow_reviews.labels(task, outcome)
             self.shadow_confidence_shift.labels(task).set(float("nan"))
         for kind in alert_kinds:
             self.alerts.labels(kind)
@@ -216,8 +219,8 @@ class Metrics:
                 f"{p}_consumer_repositions",
                 "Partitions the faust guard sought back so that no record goes unread: "
                 "cause gap (faust skipped offsets), unhanded (fetched records faust dropped), "
-                "stalled (the position watch found a partition stuck past unread records), idle (records "
-                "waited on the broker for a partition that fetched none for 30 s).",
+                "stalled (the position watch found a partition stuck past unread records), "
+                "idle (records waited on the broker for a partition that fetched none for 30 s).",
                 ["cause"],
                 registry=r,
             ),
@@ -319,6 +322,12 @@ class Metrics:
                 f"{p}_shadow_online_judged",
                 "Feedback on items both production and the shadow version scored.",
                 ["task"],
+                registry=r,
+            ),
+            shadow_reviews=Counter(
+                f"{p}_shadow_reviews",
+                "Reviews of a shadow period by outcome: wait, promote or end.",
+                ["task", "outcome"],
                 registry=r,
             ),
             feedback=Counter(

@@ -87,8 +87,12 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
     """feedback → the store; updates online accuracy when a label meets its prediction."""
     m = c.metrics
 
-    def write(feedback: list[Feedback]) -> list[tuple[str, Judged | None, float | None]]:
-        out: list[tuple[str, Judged | None, float | None]] = []
+    Verdicts = list[tuple[bool, bool]]
+
+    def write(
+        feedback: list[Feedback],
+    ) -> list[tuple[str, Judged | None, float | None, Verdicts]]:
+        out: list[tuple[str, Judged | None, float | None, Verdicts]] = []
         for fb in feedback:
             judged = store.add_feedback(
                 FeedbackRow(
@@ -102,7 +106,10 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
                     fb.predicted_label,
                 )
             )
-            out.append((fb.task, judged, store.online_accuracy(fb.task) if judged else None))
+            accuracy = store.online_accuracy(fb.task) if judged else None
+            # the shadow's verdicts count once per stored label, as the served model's do
+            shadow = store.shadow_verdicts(fb.task, fb.item_id, fb.label) if judged else []
+            out.append((fb.task, judged, accuracy, shadow))
         return out
 
     async def handle(events: Sequence[Any]) -> None:
@@ -117,7 +124,10 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
         if not valid:
             return
         loop = asyncio.get_running_loop()
-        for task, judged, accuracy in await loop.run_in_executor(c.store_executor, write, valid):
+        results = await loop.run_in_executor(c.store_executor, write, valid)
+        for task, judged, accuracy, shadow in results:
+            for production_right, shadow_right in shadow:
+                m.record_shadow_judged(task, production_right, shadow_right)
             m.feedback.labels(task).inc()
             if judged is not None:
                 m.online_total.labels(task).inc()

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from models.data import load_twitter
 from models.pipeline import train_and_register
 from models.registry import Registry
 from models.training import TrainConfig
+from retrain.store import FeedbackStore
+from streams.core.records import Feedback, encode
 from streams.edges.replay import news_items
 from tests.kafka_helpers import produce
 from tests.model_fixtures import copy_registry
@@ -38,6 +41,13 @@ def _cli(pipe: Pipeline, *args: str) -> str:
     return result.stdout
 
 
+def _label(item_id: str, label: str) -> tuple[bytes, bytes]:
+    record = Feedback(
+        item_id=item_id, task="sentiment", label=label, annotator="desk", at=datetime.now(UTC)
+    )
+    return item_id.encode(), encode(record)
+
+
 def test_promotion_and_rollback_swap_running_workers_without_loss(
     kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
 ) -> None:
@@ -48,7 +58,9 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
     pipe = Pipeline.create(kafka_bootstrap, unique, registry_root, tmp_path)
     s = pipe.settings
     data = load_twitter(s.data_dir / TWITTER).subset(range(2000, 6000))
-    items = [(i.key, i.value, i.item_id) for i in news_items(data, prefix="swap")]
+    replay = list(news_items(data, prefix="swap"))
+    items = [(i.key, i.value, i.item_id) for i in replay]
+    truth = {i.item_id: i.label for i in replay}
     stop = threading.Event()
     sent: list[str] = []
 
@@ -98,6 +110,28 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
         agreements = metric_value(port, "streamsense_shadow_agreements_total", task="sentiment")
         assert agreements is not None and 0 < agreements <= shadowed
         assert all(r["model_version"] == champion for r in scored.records[:in_shadow])
+        # labels arrive for the latest items: both models are judged on the same items
+        labelled = [r["id"] for r in scored.records[in_shadow - 20 : in_shadow]]
+        produce(pipe.bootstrap, s.topic_feedback, [_label(i, truth[i]) for i in labelled])
+        while (
+            metric_value(port, "streamsense_shadow_online_judged_total", task="sentiment") or 0
+        ) < 1:
+            assert time.monotonic() < deadline + 90, f"no shadow verdict\n{pipe.logs()}"
+            pipe.assert_workers_alive()
+            time.sleep(1)
+        judged = metric_value(port, "streamsense_shadow_online_judged_total", task="sentiment")
+        right = {
+            model: metric_value(
+                port, "streamsense_shadow_online_correct_total", task="sentiment", model=model
+            )
+            for model in ("production", "shadow")
+        }
+        assert judged is not None and judged <= 20
+        assert all(v is not None and 0 <= v <= judged for v in right.values()), right
+        with FeedbackStore.open(s.feedback_db_url) as store:
+            pairs = store.shadow_pairs("sentiment", candidate)
+        assert {p.item_id for p in pairs} <= set(labelled) and len(pairs) >= judged
+        assert all(p.label == truth[p.item_id] for p in pairs)
         _cli(pipe, "models", "promote", "sentiment", candidate)
         scored.wait_for(
             lambda recs: any(r["model_version"] == candidate for r in recs),

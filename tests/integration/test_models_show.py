@@ -3,9 +3,7 @@ and the drift score of the served predictions, on a real registry and feedback s
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,24 +19,9 @@ from retrain.gate import EvalResult, decide
 from retrain.store import FeedbackStore, PredictionRow
 from streams.cli import models as cli_models
 from streams.settings import Settings
-from tests.model_fixtures import copy_registry
+from tests.model_fixtures import copy_registry, register_copy
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-def _register_copy(registry: Registry, task: str) -> str:
-    """A byte-identical copy of production registered as a new version (a candidate)."""
-    current = registry.production(task)
-    assert current is not None
-    source = registry.version_dir(task, current)
-    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-    skip = {"format", "task", "version", "created_at", "files", "decisions_file"}
-    keep = {k: v for k, v in manifest.items() if k not in skip}
-    keep["parent"] = current
-    with registry.staging(task) as staging:
-        for name in manifest["files"]:
-            shutil.copy2(source / name, staging / name)
-        return registry.commit(task, staging, keep)
 
 
 def test_models_show_says_production_shadow_decision_and_drift(
@@ -48,7 +31,7 @@ def test_models_show_says_production_shadow_decision_and_drift(
     registry = Registry(root)
     champion = registry.production("sentiment")
     assert champion is not None
-    candidate = _register_copy(registry, "sentiment")
+    candidate = register_copy(registry, "sentiment")
     truth = tuple(i % 3 for i in range(153))
     # the real gate's record of a thin-evidence decision: 153 items, 5 fixed vs 4 broken
     cand = EvalResult(

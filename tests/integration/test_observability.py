@@ -88,14 +88,14 @@ ALLOWED_LABELS = {
     "model",  # shadow online accuracy: production or shadow
     "metric",  # gate intervals: accuracy, macro_f1, heldout
     "bound",  # gate intervals: low, high
-    "cause",  # consumer repositions: gap, unhanded, stalled
+    "cause",  # consumer repositions: gap, unhanded, stalled, idle
 }
 UNEXERCISED = {
     "streamsense_drift_": "needs a drift reference in the registry; "
     "test_drift.py::test_a_worker_reports_the_drift_of_the_traffic_it_serves shows the worker "
     "exporting it",
-    "streamsense_shadow_": "shadow scoring is not wired into the workers yet (issue #13): "
-    "nothing feeds these series",
+    "streamsense_shadow_": "needs a version in shadow (this replay runs production only); "
+    "test_hot_swap.py's shadow phase shows a worker scoring, judging and exporting it",
 }
 """Metric families no panel or rule query can show in this test's replay, and why."""
 MAX_SERIES_PER_METRIC = 200  # BANKING77's 77 intents + 3 sentiments is the largest label set

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from retrain.exceptions import StoreError
-from retrain.store import FeedbackRow, FeedbackStore, Judged, PredictionRow
+from retrain.store import FeedbackRow, FeedbackStore, Judged, PredictionRow, ShadowPair, ShadowRow
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -66,6 +66,32 @@ class StoreContract:
     def store(self, store_url: str) -> Iterator[FeedbackStore]:
         with FeedbackStore.open(store_url) as store:
             yield store
+
+    def test_shadow_predictions_are_judged_on_the_items_newest_label(
+        self, store: FeedbackStore, scalar: Scalar
+    ) -> None:
+        def shadow(item: str, label: str, served: str, at: datetime = T0) -> ShadowRow:
+            return ShadowRow(item, "sentiment", "v0002-c", label, "v0001-p", served, at)
+
+        store.record_shadow(
+            [shadow("tw-1", "positive", "neutral"), shadow("tw-2", "neutral", "neutral")]
+        )
+        store.record_shadow([shadow("tw-1", "positive", "neutral")])  # a redelivered batch
+        store.record_shadow([shadow("old", "neutral", "neutral", T0 - timedelta(days=2))])
+        assert scalar("SELECT COUNT(*) FROM shadow_predictions") == 3
+        assert store.shadow_pairs("sentiment", "v0002-c") == []  # nothing labelled yet
+        store.add_feedback(_feedback("tw-1", "neutral"))
+        store.add_feedback(_feedback("tw-1", "positive", annotator="lead"))  # a correction
+        store.add_feedback(_feedback("tw-2", "negative"))
+        store.add_feedback(_feedback("old", "neutral"))
+        assert store.shadow_pairs("sentiment", "v0002-c", T0 - timedelta(hours=1)) == [
+            ShadowPair("tw-1", "positive", "neutral", "positive"),
+            ShadowPair("tw-2", "negative", "neutral", "neutral"),
+        ]
+        assert len(store.shadow_pairs("sentiment", "v0002-c")) == 3  # since the beginning
+        assert store.shadow_pairs("sentiment", "v0003-other") == []
+        assert store.shadow_verdicts("sentiment", "tw-1", "positive") == [(False, True)]
+        assert store.shadow_verdicts("sentiment", "unscored", "positive") == []
 
     def test_redelivered_predictions_upsert_one_row(
         self, store: FeedbackStore, scalar: Scalar
