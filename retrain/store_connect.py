@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +63,31 @@ def postgres_where(params: dict[str, Any]) -> str:
     return f"postgresql://{user + '@' if user else ''}{host}:{port}/{database}"
 
 
+SQLITE_BUSY_S = 30.0
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting while another process does it: SQLite answers "database is
+    locked" at once to a second switch under way, without its busy timeout (two workers
+    starting on a new store at once met it)."""
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def open_sqlite(url: str) -> Opened:
     raw = url.removeprefix("sqlite:///")
     try:
         if raw and raw != ":memory:":
             Path(raw).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(raw or ":memory:", check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the feedback store {raw!r}: {exc}") from exc
