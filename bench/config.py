@@ -38,6 +38,9 @@ class BenchConfig:
     """Each round's saturation window lasts at least this long at the ceiling's speed."""
     scaling_messages: int = 0
     """Messages through two workers for the scaling row (0: none)."""
+    shadow_messages: int = 0
+    """Messages (and a quarter as many news items) through a worker with a copy of each
+    production version in shadow, at the headline point (0: no shadow row)."""
 
 
 FULL = BenchConfig(
@@ -56,6 +59,7 @@ FULL = BenchConfig(
     rounds=3,
     window_s=10.0,
     scaling_messages=3000,
+    shadow_messages=600,
 )
 
 QUICK = BenchConfig(
@@ -74,4 +78,5 @@ QUICK = BenchConfig(
     rounds=1,
     window_s=0.2,
     scaling_messages=100,
+    shadow_messages=40,
 )

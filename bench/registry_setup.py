@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from models.pipeline import QUICK_CONFIGS, QUICK_MIN_INT8_AGREEMENT, ensure_models
@@ -50,3 +53,44 @@ def prepare_registry(root: Path, data_dir: Path, *, quick: bool, scratch: Path) 
     )
     ensure_models(root, data_dir, tasks=missing, show_progress=True)
     return root
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link a model file (versions are never written after their commit); copy the
+    JSON files, which the registry rewrites or appends to."""
+    if src.endswith((".json", ".jsonl")):
+        return str(shutil.copy2(src, dst))
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+    return dst
+
+
+def shadow_registry(source: Path, target: Path) -> dict[str, str]:
+    """A registry in ``target`` that serves ``source``'s production versions and holds a
+    byte-identical copy of each in shadow: what a shadow period costs, nothing written to
+    ``source``. Returns the version in shadow per task."""
+    shutil.copytree(
+        source,
+        target,
+        copy_function=_link_or_copy,
+        ignore=shutil.ignore_patterns("runs", ".alias.lock"),
+    )
+    registry = Registry(target)
+    shadows = {}
+    for task in TASKS:
+        current = registry.production(task)
+        if current is None:
+            continue
+        origin = registry.version_dir(task, current)
+        manifest = json.loads((origin / "manifest.json").read_text(encoding="utf-8"))
+        skip = {"format", "task", "version", "created_at", "files", "decisions_file"}
+        with registry.staging(task) as staging:
+            for name in manifest["files"]:
+                _link_or_copy(str(origin / name), str(staging / name))
+            keep = {k: v for k, v in manifest.items() if k not in skip}
+            version = registry.commit(task, staging, {**keep, "parent": current})
+        registry.set_shadow(task, version, "bench: the cost of a shadow period")
+        shadows[task] = version
+    return shadows

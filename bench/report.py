@@ -100,6 +100,21 @@ def _main_table(results: dict[str, Any]) -> Table:
             _f(scaling["two_workers_per_s"]),
             f"x{_f(scaling['speedup'], 2)} of one worker's median, same machine",
         )
+    shadow = results.get("shadow")
+    if shadow:
+        vs = shadow["vs_headline"]
+        for name, key in (("messages", "messages"), ("news", "news")):
+            rel = vs[key]
+            table.add_row(
+                f"{name}/s, a version in shadow",
+                _f(shadow[key]["steady_per_s"]),
+                "one backlog; " + (f"x{_f(rel, 2)} of the median above" if rel else ""),
+            )
+        table.add_row(
+            "latency p99 ms, in shadow",
+            _f(shadow["latency"]["p99_ms"]),
+            f"paced at {_f(shadow['latency']['offered_per_s'])}/s; every batch scored twice",
+        )
     for target, met in c["targets"].items():
         table.add_row(f"target {target}", "met" if met else "MISSED", "")
     return table

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from bench.config import BenchConfig
 from bench.machine import describe, load_average
 from bench.naive import measure_naive
 from bench.pipeline import PointPlan, Texts, run_point
-from bench.registry_setup import prepare_registry
+from bench.registry_setup import prepare_registry, shadow_registry
 from bench.summary import compare
 from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
@@ -106,6 +108,10 @@ def run_bench(
             results["sweep"] = _pipeline(
                 config, settings, bootstrap, registry, scratch, texts, profile=profile
             )
+            if config.shadow_messages:
+                results["shadow"] = _shadow_point(
+                    config, settings, bootstrap, registry, scratch, texts, results["sweep"][0]
+                )
         headline = results["sweep"][0]
         results["profile"] = headline.pop("profile", {"available": False})
         raw = results["profile"].pop("raw_file", None)
@@ -181,3 +187,57 @@ def _pipeline(
             )
         )
     return points
+
+
+def _shadow_point(
+    config: BenchConfig,
+    settings: Settings,
+    bootstrap: str,
+    registry: Path,
+    scratch: Path,
+    texts: Texts,
+    headline: dict[str, Any],
+) -> dict[str, Any]:
+    """The headline point again with a copy of each production version in shadow: both
+    paths score every batch twice (production served, the shadow compared)."""
+    shadows = shadow_registry(registry, scratch / "shadow-registry")
+    point = run_point(
+        settings,
+        bootstrap,
+        scratch / "shadow-registry",
+        scratch / "shadow",
+        texts,
+        PointPlan(
+            batch_size=int(headline["batch_size"]),
+            max_wait_s=float(headline["max_wait_s"]),
+            latency_target_s=float(headline["latency_target_s"]),
+            messages=config.shadow_messages,
+            news=config.shadow_messages // 4,
+            latency_rate=float(headline["latency"]["offered_per_s"]),
+            latency_s=config.sweep_latency_s or config.latency_s,
+            load_fraction=config.load_fraction,
+            profile_messages=0,
+        ),
+    )
+    point["shadow_versions"] = shadows
+    # what the worker stored of its shadow predictions: proof that it scored in shadow
+    with closing(sqlite3.connect(scratch / "shadow" / "feedback.db")) as db:
+        rows = db.execute("SELECT task, COUNT(*) FROM shadow_predictions GROUP BY task")
+        point["shadow_predictions"] = {str(task): int(count) for task, count in rows}
+
+    def ratio(key: str) -> float | None:
+        base = float(headline.get(key, {}).get("steady_per_s") or 0)
+        return float(point[key]["steady_per_s"]) / base if base and key in point else None
+
+    point["vs_headline"] = {
+        "messages": ratio("messages"),
+        "news": ratio("news"),
+        "p99_ms": (point["latency"]["p99_ms"], headline["latency"]["p99_ms"]),
+    }
+    logger.info(
+        "shadow: messages %.1f/s, news %.1f/s, p99 %.0f ms",
+        point["messages"]["steady_per_s"],
+        point["news"]["steady_per_s"],
+        point["latency"]["p99_ms"],
+    )
+    return point

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from models.registry import Registry
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +59,14 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
     rates = results["naive"]["rates"]
     assert {"intent/banking77", "sentiment/banking77", "sentiment/twitter"} <= set(rates)
     assert all(_positive(v) for v in rates.values())
+
+    shadow = results["shadow"]  # the headline point with each production version in shadow
+    assert set(shadow["shadow_versions"]) == {"intent", "sentiment"}
+    assert all(shadow["shadow_predictions"].get(t, 0) > 0 for t in ("intent", "sentiment"))
+    assert all(_positive(shadow[path]["steady_per_s"]) for path in ("messages", "news"))
+    registry = Registry(trained_registry)  # the scratch registry linked, never wrote, this one
+    assert all(registry.shadow(t) is None for t in ("intent", "sentiment"))
+    assert all(len(registry.versions(t)) == 1 for t in ("intent", "sentiment"))
 
     pipeline = results["pipeline"]
     assert _positive(pipeline["messages"]["steady_per_s"])
