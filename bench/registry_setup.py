@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -83,14 +82,7 @@ def shadow_registry(source: Path, target: Path) -> dict[str, str]:
         current = registry.production(task)
         if current is None:
             continue
-        origin = registry.version_dir(task, current)
-        manifest = json.loads((origin / "manifest.json").read_text(encoding="utf-8"))
-        skip = {"format", "task", "version", "created_at", "files", "decisions_file"}
-        with registry.staging(task) as staging:
-            for name in manifest["files"]:
-                _link_or_copy(str(origin / name), str(staging / name))
-            keep = {k: v for k, v in manifest.items() if k not in skip}
-            version = registry.commit(task, staging, {**keep, "parent": current})
+        version = registry.register_copy(task, current, copy=_link_or_copy)
         registry.set_shadow(task, version, "bench: the cost of a shadow period")
         shadows[task] = version
     return shadows

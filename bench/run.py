@@ -173,20 +173,34 @@ def _pipeline(
                 registry,
                 scratch / f"point-{index}",
                 texts,
-                PointPlan(
-                    batch_size=batch,
-                    max_wait_s=wait,
-                    latency_target_s=target,
-                    messages=config.sweep_messages,
-                    news=0,
-                    latency_rate=common,
-                    latency_s=config.sweep_latency_s,
-                    load_fraction=config.load_fraction,
-                    profile_messages=0,
-                ),
+                _follow_up(config, batch, wait, target, config.sweep_messages, 0, common),
             )
         )
     return points
+
+
+def _follow_up(
+    config: BenchConfig,
+    batch: int,
+    wait: float,
+    target: float,
+    messages: int,
+    news: int,
+    rate: float,
+) -> PointPlan:
+    """A point measured after the headline: one backlog each, latency at the headline's
+    pace, no rounds and no profile."""
+    return PointPlan(
+        batch_size=batch,
+        max_wait_s=wait,
+        latency_target_s=target,
+        messages=messages,
+        news=news,
+        latency_rate=rate,
+        latency_s=config.sweep_latency_s or config.latency_s,
+        load_fraction=config.load_fraction,
+        profile_messages=0,
+    )
 
 
 def _shadow_point(
@@ -207,16 +221,14 @@ def _shadow_point(
         scratch / "shadow-registry",
         scratch / "shadow",
         texts,
-        PointPlan(
-            batch_size=int(headline["batch_size"]),
-            max_wait_s=float(headline["max_wait_s"]),
-            latency_target_s=float(headline["latency_target_s"]),
-            messages=config.shadow_messages,
-            news=config.shadow_messages // 4,
-            latency_rate=float(headline["latency"]["offered_per_s"]),
-            latency_s=config.sweep_latency_s or config.latency_s,
-            load_fraction=config.load_fraction,
-            profile_messages=0,
+        _follow_up(
+            config,
+            int(headline["batch_size"]),
+            float(headline["max_wait_s"]),
+            float(headline["latency_target_s"]),
+            config.shadow_messages,
+            config.shadow_messages // 4,
+            float(headline["latency"]["offered_per_s"]),
         ),
     )
     point["shadow_versions"] = shadows

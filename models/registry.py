@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,6 +273,20 @@ class Registry:
             logger.info("registered %s/%s in %s", task, version, self.root)
             return version
         raise RegistryError(f"could not allocate a version id for task {task!r} in {self.root}")
+
+    def register_copy(
+        self, task: str, version: str, *, copy: Callable[[str, str], object] = shutil.copy2
+    ) -> str:
+        """Register a byte-identical copy of ``version`` as a new version whose parent it is:
+        a candidate that scores exactly like it. ``copy(src, dst)`` copies each file
+        (``os.link`` shares the bytes; a committed version is never written again)."""
+        manifest = self.verify(task, version)
+        generated = {"format", "task", "version", "created_at", "files", "decisions_file"}
+        with self.staging(task) as staging:
+            for name in manifest["files"]:
+                copy(str(self.version_dir(task, version) / name), str(staging / name))
+            keep = {k: v for k, v in manifest.items() if k not in generated}
+            return self.commit(task, staging, {**keep, "parent": version})
 
     @contextlib.contextmanager
     def _alias_lock(self, task: str) -> Iterator[None]:

@@ -58,11 +58,13 @@ class FeedbackRow:
 
 @dataclass(frozen=True)
 class Judged:
-    """A new label joined to the served prediction of its item."""
+    """A new label joined to the served prediction of its item, and to what each version
+    in shadow predicted for it: ``shadow`` holds (production right, shadow right) pairs."""
 
     predicted_label: str
     model_version: str | None
     correct: bool
+    shadow: tuple[tuple[bool, bool], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ cannot: is it at least as good on the traffic it will serve? At each review:
 - otherwise wait for more labels, and **end** with "not enough evidence" once
   ``max_duration_s`` has passed.
 
-Pure: the job (``retrain.job.review_shadow``) reads the pairs and acts on the outcome.
+Pure: the job (``retrain.shadow_job.review_shadow``) reads the pairs and acts on the outcome.
 """
 
 from __future__ import annotations

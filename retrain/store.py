@@ -355,18 +355,9 @@ class FeedbackStore:
         )
         return [ShadowPair(str(i), str(y), str(p), str(s)) for i, y, p, s in rows]
 
-    def shadow_verdicts(self, task: str, item_id: str, label: str) -> list[tuple[bool, bool]]:
-        """For a new ``label`` of an item: (production right, shadow right) per shadow
-        version that scored it (the live metrics; the review reads :meth:`shadow_pairs`)."""
-        rows = self._run(
-            "read shadow predictions",
-            "SELECT production_label, label FROM shadow_predictions WHERE item_id = ? AND task = ?",
-            (item_id, task),
-        )
-        return [(str(p) == label, str(s) == label) for p, s in rows]
-
     def add_feedback(self, row: FeedbackRow) -> Judged | None:
-        """Store a label with its provenance; the verdict on the served prediction, if known.
+        """Store a label with its provenance; the verdict on the served prediction (and on
+        any shadow prediction of the item), if known.
 
         The predicted label and version come from the record when it carries them, else
         from the stored prediction of the item. Returns None when the item's prediction is
@@ -377,7 +368,7 @@ class FeedbackStore:
         received = _iso(datetime.now(UTC))  # also tells our own row from a redelivery's
         attempts = 0
 
-        def work(cursor: Any) -> tuple[bool, str | None, str | None, int | None]:
+        def work(cursor: Any) -> tuple[bool, str | None, str | None, int | None, list[Any]]:
             nonlocal attempts
             attempts += 1
             if self._postgres:
@@ -422,13 +413,30 @@ class FeedbackStore:
                 )
                 mine = cursor.fetchone()
                 inserted = mine is not None and mine[0] == received
-            return inserted, predicted, version, correct
+            shadow = []
+            if inserted and predicted is not None:  # judged: so is any shadow of the item
+                cursor.execute(
+                    self._sql(
+                        "SELECT production_label, label FROM shadow_predictions "
+                        "WHERE item_id = ? AND task = ?"
+                    ),
+                    (row.item_id, row.task),
+                )
+                shadow = cursor.fetchall()
+            return inserted, predicted, version, correct, shadow
 
         # SQLite: the write lock from the first read, for the same reason as the locks above
-        inserted, predicted, version, correct = self._transact("add feedback", work, immediate=True)
+        inserted, predicted, version, correct, shadow = self._transact(
+            "add feedback", work, immediate=True
+        )
         if not inserted or predicted is None:
             return None
-        return Judged(predicted_label=predicted, model_version=version, correct=bool(correct))
+        return Judged(
+            predicted_label=predicted,
+            model_version=version,
+            correct=bool(correct),
+            shadow=tuple((str(p) == row.label, str(s) == row.label) for p, s in shadow),
+        )
 
     def purge_texts(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Blank the text of feedback received more than ``older_than`` ago; return how many."""

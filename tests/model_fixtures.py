@@ -7,7 +7,6 @@ Tests that change a registry (promote, rollback, tamper) must work on a copy
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 
 from models.data import BANKING77_FILE, PHRASEBANK_FILE
 from models.pipeline import QUICK_CONFIGS, QUICK_MIN_INT8_AGREEMENT, ensure_models
-from models.registry import Registry
 from streams.settings import Settings
 
 FIXTURE_CONFIGS = QUICK_CONFIGS
@@ -38,21 +36,6 @@ def copy_registry(source: Path, target: Path) -> Path:
     """A private copy of a registry that a test may change."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("runs", ".alias.lock"))
     return target
-
-
-def register_copy(registry: Registry, task: str) -> str:
-    """A byte-identical copy of production registered as a new version (a candidate)."""
-    current = registry.production(task)
-    assert current is not None
-    source = registry.version_dir(task, current)
-    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-    skip = {"format", "task", "version", "created_at", "files", "decisions_file"}
-    keep = {k: v for k, v in manifest.items() if k not in skip}
-    keep["parent"] = current
-    with registry.staging(task) as staging:
-        for name in manifest["files"]:
-            shutil.copy2(source / name, staging / name)
-        return registry.commit(task, staging, keep)
 
 
 @pytest.fixture(scope="session")

@@ -272,8 +272,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Judge the version in shadow on its labelled live items: promote it, end its shadow,
         or leave it running (what the retrain scheduler does every few minutes)."""
-        from retrain.shadow_job import review_shadow, shadow_policy
+        from retrain.shadow_job import review_shadow
         from retrain.store import FeedbackStore
+        from streams.cli.retrain import shadow_review_policy
 
         settings = get_settings()
         with one_line_errors():
@@ -283,14 +284,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                     task,
                     registry_root=settings.registry_dir,
                     store=store,
-                    policy=shadow_policy(
-                        settings.shadow_min_items if min_items is None else min_items,
-                        settings.shadow_min_duration_s
-                        if min_duration_s is None
-                        else min_duration_s,
-                        settings.shadow_max_duration_s,
-                        settings.gate_tolerance,
-                        settings.gate_alpha,
+                    policy=shadow_review_policy(
+                        settings, min_items=min_items, min_duration_s=min_duration_s
                     ),
                     publish=lambda t, v, action: _announce(settings, t, v, action),
                 )

@@ -26,6 +26,7 @@ from streams.settings import Settings
 if TYPE_CHECKING:  # the job imports torch: load it only when a command needs it
     from retrain.job import RetrainReport
     from retrain.publish import Publish
+    from retrain.shadow_review import ShadowPolicy
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -320,7 +321,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         from models.registry import Registry
         from retrain.drift_source import served_drift
         from retrain.scheduler import RetrainScheduler
-        from retrain.shadow_job import review_shadow, shadow_policy
+        from retrain.shadow_job import review_shadow
 
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
         chosen = [_task(t) for t in tasks] if tasks else list(TASKS)
@@ -388,13 +389,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 id="feedback-retention",
                 next_run_time=datetime.now(UTC),
             )
-            policy = shadow_policy(
-                settings.shadow_min_items,
-                settings.shadow_min_duration_s,
-                settings.shadow_max_duration_s,
-                settings.gate_tolerance,
-                settings.gate_alpha,
-            )
+            policy = shadow_review_policy(settings)
 
             def review(task: str) -> None:
                 try:
@@ -428,6 +423,21 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         except KeyboardInterrupt:
             console.print("stopping: a retrain in progress finishes first (Ctrl-C again aborts)")
             runner.shutdown(wait=True)
+
+
+def shadow_review_policy(
+    settings: Settings, *, min_items: int | None = None, min_duration_s: float | None = None
+) -> ShadowPolicy:
+    """The shadow review's policy from the settings (the options override the minimums)."""
+    from retrain.shadow_job import shadow_policy
+
+    return shadow_policy(
+        _or(min_items, settings.shadow_min_items),
+        _or(min_duration_s, settings.shadow_min_duration_s),
+        settings.shadow_max_duration_s,
+        settings.gate_tolerance,
+        settings.gate_alpha,
+    )
 
 
 def gate_policy(settings: Settings, tolerance: float | None = None) -> GatePolicy:

@@ -138,8 +138,6 @@ class Collaborators:
     record_shadow: Callable[[list[ShadowRow]], None] | None = None
     """Keeps what a version in shadow predicted, for its online accuracy once labels come
     (called on ``store_executor``; None: only agreement and confidence are counted)."""
-    pending_writes: set[asyncio.Future[None]] = field(default_factory=set)
-    """Writes started in the background (shadow predictions), kept until they finish."""
 
     def slot(self, task: str) -> ModelSlot | None:
         """The slot serving ``task`` (None for a task this worker does not serve)."""
@@ -244,7 +242,6 @@ async def _score_group(
     dlq: Any,
 ) -> tuple[list[tuple[Any, T]], list[list[Prediction]]]:
     texts = [text_of(r) for _, r in pairs]
-    ids = [str(getattr(r, "id", "")) for _, r in pairs]
     agent = "+".join(m.task for m in classifiers)
     with c.poison.in_flight.working_on(agent, refs):
         if c.faults.point:
@@ -255,7 +252,7 @@ async def _score_group(
             logger.exception("batch inference failed; retrying item by item")
         else:
             for model, preds in zip(classifiers, batch, strict=True):
-                await _score_in_shadow(c, model, ids, texts, preds)
+                await _score_in_shadow(c, model, pairs, texts, preds)
             return pairs, batch
         kept: list[tuple[Any, T]] = []
         columns: list[list[Prediction]] = [[] for _ in classifiers]
@@ -276,7 +273,7 @@ async def _score_group(
 async def _score_in_shadow(
     c: Collaborators,
     production: Classifier,
-    ids: list[str],
+    pairs: list[tuple[Any, Any]],
     texts: list[str],
     preds: list[Prediction],
 ) -> None:
@@ -309,23 +306,17 @@ async def _score_in_shadow(
     if c.record_shadow is not None:
         now = datetime.now(UTC)
         rows = [
-            ShadowRow(i, shadow.task, shadow.version, s.label, production.version, p.label, now)
-            for i, p, s in zip(ids, preds, shadow_preds, strict=True)
-            if i
+            ShadowRow(r.id, shadow.task, shadow.version, s.label, production.version, p.label, now)
+            for (_, r), p, s in zip(pairs, preds, shadow_preds, strict=True)
         ]
-        _in_background(c, loop.run_in_executor(c.store_executor, c.record_shadow, rows))
+        # not awaited: a lost write is a statistic lost, never a record
+        write = loop.run_in_executor(c.store_executor, c.record_shadow, rows)
+        write.add_done_callback(_log_failed_shadow_write)
 
 
-def _in_background(c: Collaborators, write: asyncio.Future[None]) -> None:
-    """Let ``write`` finish on its own; a failure is logged (a statistic lost, not a record)."""
-
-    def done(future: asyncio.Future[None]) -> None:
-        c.pending_writes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            logger.warning("shadow predictions not stored: %r", future.exception())
-
-    c.pending_writes.add(write)
-    write.add_done_callback(done)
+def _log_failed_shadow_write(write: asyncio.Future[None]) -> None:
+    if not write.cancelled() and write.exception() is not None:
+        logger.warning("shadow predictions not stored: %r", write.exception())
 
 
 def fatal(agent: str, exc: BaseException) -> None:

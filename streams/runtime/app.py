@@ -136,8 +136,6 @@ def build_app(
     slots = {
         task: ModelSlot(registry.load(task, threads=settings.inference_threads)) for task in TASKS
     }
-    for task, slot in slots.items():
-        _load_shadow(registry, task, slot, settings.inference_threads)
     metrics.prime(
         TASKS,
         [settings.topic_news_raw, settings.topic_messages_raw, settings.topic_feedback],
@@ -209,25 +207,9 @@ def build_app(
     agent(topics.feedback, "feedback-sink", make_feedback_sink(collab, store, topics.feedback_dlq))
 
     swapper = ModelSwapper(settings, bootstrap, registry, slots, metrics)
+    swapper.load_shadows()  # in shadow from the first batch, not from the swapper's first look
     app.task(swapper.run)
     lag = LagReporter(settings, bootstrap, metrics)
     app.task(lag.run)
     app.task(faust_guard.PositionWatch(lambda: app.consumer).run)
     return app
-
-
-def _load_shadow(registry: Registry, task: str, slot: ModelSlot, threads: int) -> None:
-    """Score in shadow from the first batch when the registry names a shadow version (a
-    restart would otherwise leave a gap until the swapper's first look). A version that
-    does not load is left to the swapper, which retries it with backoff."""
-    try:
-        version = registry.shadow(task)
-        if version is None or version == slot.classifier.version:
-            return
-        shadow = registry.load(task, version, threads=threads)
-        shadow.warmup()
-    except Exception as exc:  # the shadow is never worth a worker that does not start
-        logger.warning("%s: shadow not loaded at start (%s); the swapper retries", task, exc)
-        return
-    slot.set_shadow(shadow)
-    logger.info("%s: %s in shadow beside production %s", task, version, slot.classifier.version)

@@ -87,12 +87,8 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
     """feedback → the store; updates online accuracy when a label meets its prediction."""
     m = c.metrics
 
-    Verdicts = list[tuple[bool, bool]]
-
-    def write(
-        feedback: list[Feedback],
-    ) -> list[tuple[str, Judged | None, float | None, Verdicts]]:
-        out: list[tuple[str, Judged | None, float | None, Verdicts]] = []
+    def write(feedback: list[Feedback]) -> list[tuple[str, Judged | None, float | None]]:
+        out: list[tuple[str, Judged | None, float | None]] = []
         for fb in feedback:
             judged = store.add_feedback(
                 FeedbackRow(
@@ -106,10 +102,7 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
                     fb.predicted_label,
                 )
             )
-            accuracy = store.online_accuracy(fb.task) if judged else None
-            # the shadow's verdicts count once per stored label, as the served model's do
-            shadow = store.shadow_verdicts(fb.task, fb.item_id, fb.label) if judged else []
-            out.append((fb.task, judged, accuracy, shadow))
+            out.append((fb.task, judged, store.online_accuracy(fb.task) if judged else None))
         return out
 
     async def handle(events: Sequence[Any]) -> None:
@@ -124,12 +117,11 @@ def make_feedback_sink(c: Collaborators, store: FeedbackStore, dlq: Any) -> Agen
         if not valid:
             return
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(c.store_executor, write, valid)
-        for task, judged, accuracy, shadow in results:
-            for production_right, shadow_right in shadow:
-                m.record_shadow_judged(task, production_right, shadow_right)
+        for task, judged, accuracy in await loop.run_in_executor(c.store_executor, write, valid):
             m.feedback.labels(task).inc()
             if judged is not None:
+                for production_right, shadow_right in judged.shadow:
+                    m.record_shadow_judged(task, production_right, shadow_right)
                 m.online_total.labels(task).inc()
                 if judged.correct:
                     m.online_correct.labels(task).inc()

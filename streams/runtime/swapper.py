@@ -94,6 +94,21 @@ class ModelSwapper:
         self._backoff.pop(key, None)
         return classifier, ""
 
+    def load_shadows(self) -> None:
+        """Before the worker starts: load each version the shadow alias names, so that a
+        (re)started worker scores in shadow from its first batch. A version that does not
+        load is left to :meth:`reconcile`, which retries it with backoff."""
+        for task, slot in self.slots.items():
+            try:
+                wanted = self.registry.shadow(task)
+                if wanted is None or wanted == slot.classifier.version:
+                    continue
+                slot.set_shadow(self._load(task, wanted))
+            except Exception as exc:  # a shadow is never worth a worker that does not start
+                logger.warning("%s: shadow not loaded at start (%s); retried later", task, exc)
+                continue
+            logger.info("%s: scoring %s in shadow beside %s", task, wanted, slot.classifier.version)
+
     async def reconcile(self) -> list[str]:
         """Bring every slot to the alias's version, and its shadow to the shadow alias's;
         the tasks whose production version was swapped."""

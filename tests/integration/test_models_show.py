@@ -19,7 +19,7 @@ from retrain.gate import EvalResult, decide
 from retrain.store import FeedbackStore, PredictionRow
 from streams.cli import models as cli_models
 from streams.settings import Settings
-from tests.model_fixtures import copy_registry, register_copy
+from tests.model_fixtures import copy_registry
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -31,7 +31,7 @@ def test_models_show_says_production_shadow_decision_and_drift(
     registry = Registry(root)
     champion = registry.production("sentiment")
     assert champion is not None
-    candidate = register_copy(registry, "sentiment")
+    candidate = registry.register_copy("sentiment", champion)
     truth = tuple(i % 3 for i in range(153))
     # the real gate's record of a thin-evidence decision: 153 items, 5 fixed vs 4 broken
     cand = EvalResult(

@@ -17,7 +17,7 @@ from streams.cli import models as cli_models
 from streams.core.records import ModelControl, decode
 from streams.settings import Settings
 from tests.kafka_helpers import consume_until, create_topics
-from tests.model_fixtures import copy_registry, register_copy
+from tests.model_fixtures import copy_registry
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_a_shadow_review_promotes_or_ends_on_the_labelled_live_items(
     registry = Registry(root)
     champion = registry.production("sentiment")
     assert champion is not None
-    candidate = register_copy(registry, "sentiment")
+    candidate = registry.register_copy("sentiment", champion)
     registry.set_shadow("sentiment", candidate, "test: passed the gate, shadow first")
     control = f"models.control-{unique}"
     create_topics(kafka_bootstrap, [control], partitions=1)

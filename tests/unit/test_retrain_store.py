@@ -82,8 +82,11 @@ class StoreContract:
         store.record_shadow([shadow("old", "neutral", "neutral", T0 - timedelta(days=2))])
         assert scalar("SELECT COUNT(*) FROM shadow_predictions") == 3
         assert store.shadow_pairs("sentiment", "v0002-c") == []  # nothing labelled yet
+        store.record_predictions([_prediction(i, "neutral") for i in ("tw-1", "tw-2", "unscored")])
         store.add_feedback(_feedback("tw-1", "neutral"))
-        store.add_feedback(_feedback("tw-1", "positive", annotator="lead"))  # a correction
+        # a correction: production (neutral) wrong, the shadow (positive) right
+        correction = store.add_feedback(_feedback("tw-1", "positive", annotator="lead"))
+        assert correction is not None and correction.shadow == ((False, True),)
         store.add_feedback(_feedback("tw-2", "negative"))
         store.add_feedback(_feedback("old", "neutral"))
         assert store.shadow_pairs("sentiment", "v0002-c", T0 - timedelta(hours=1)) == [
@@ -92,8 +95,8 @@ class StoreContract:
         ]
         assert len(store.shadow_pairs("sentiment", "v0002-c")) == 3  # since the beginning
         assert store.shadow_pairs("sentiment", "v0003-other") == []
-        assert store.shadow_verdicts("sentiment", "tw-1", "positive") == [(False, True)]
-        assert store.shadow_verdicts("sentiment", "unscored", "positive") == []
+        unscored = store.add_feedback(_feedback("unscored", "positive"))  # served, no shadow
+        assert unscored is not None and unscored.shadow == ()
 
     def test_redelivered_predictions_upsert_one_row(
         self, store: FeedbackStore, scalar: Scalar

@@ -174,3 +174,16 @@ def test_shadow_follows_the_shadow_alias_and_never_touches_production() -> None:
     assert registry.loads == ["v0002-b", "v0003-c", "v0003-c"]
     assert slot.classifier.version == "v0001-a" and slot.swaps == 0
     assert _value(metrics, "streamsense_model_swap_failures_total") == 0  # production only
+
+
+def test_a_starting_worker_loads_the_shadow_version_before_its_first_batch() -> None:
+    registry = FakeRegistry({"sentiment": "v0001-a"}, shadows={"sentiment": "v0002-b"})
+    swapper, slot, _ = _swapper(registry, Clock())
+    swapper.load_shadows()
+    assert slot.shadow is not None and slot.shadow.version == "v0002-b"
+    assert slot.classifier.version == "v0001-a"
+
+    broken = FakeRegistry({"sentiment": "v0001-a"}, {"v0003-c"}, shadows={"sentiment": "v0003-c"})
+    swapper, slot, _ = _swapper(broken, Clock())
+    swapper.load_shadows()  # a shadow that does not load never stops the worker's start
+    assert slot.shadow is None and slot.classifier.version == "v0001-a"
