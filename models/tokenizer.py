@@ -13,6 +13,9 @@ from tokenizers import Tokenizer
 from models.exceptions import ModelsError
 
 PAD = "[PAD]"
+# BERT-style vocabularies (MiniLM) pad with [PAD]; RoBERTa/MPNet ones (the distillation
+# teacher's) with <pad>.
+PAD_TOKENS = (PAD, "<pad>")
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -36,8 +39,13 @@ class TextEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._tokenizer.enable_truncation(max_length=max_length)
-        pad_id = self._tokenizer.token_to_id("[PAD]")
-        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=PAD)
+        self._pad_token, self._pad_id = PAD, 0
+        for token in PAD_TOKENS:
+            pad_id = self._tokenizer.token_to_id(token)
+            if pad_id is not None:
+                self._pad_token, self._pad_id = token, pad_id
+                break
+        self._tokenizer.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)
 
     def encode(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Token ids and attention mask, both ``int64`` of shape (batch, longest)."""
@@ -60,4 +68,4 @@ class TextEncoder:
             try:
                 self._tokenizer.save(str(path))
             finally:
-                self._tokenizer.enable_padding(pad_id=0, pad_token=PAD)
+                self._tokenizer.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)

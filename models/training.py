@@ -60,6 +60,55 @@ class TrainConfig:
         return values
 
 
+@dataclass(frozen=True)
+class DistillSpec:
+    """How a student learns from a teacher's logits (Hinton et al. 2015).
+
+    The loss is ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(gold)``, the
+    softmaxes taken at temperature ``T``; rows without a gold label (unlabelled transfer
+    texts) contribute the first term only.
+    """
+
+    alpha: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"distillation alpha must lie in [0, 1], got {self.alpha}")
+        if self.temperature <= 0.0:
+            raise ValueError(f"distillation temperature must be positive, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class SoftTargets:
+    """A teacher's logits for every training text, plus unlabelled texts it also scored."""
+
+    logits: npt.NDArray[np.float32]  # rows: the training texts, then ``transfer_texts``
+    spec: DistillSpec
+    transfer_texts: tuple[str, ...] = ()
+
+
+UNLABELLED = -100  # cross_entropy's ignore_index: a transfer text has no gold label
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor, spec: DistillSpec
+) -> torch.Tensor:
+    """The student's loss on one batch (see :class:`DistillSpec`)."""
+    t = spec.temperature
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(logits / t, dim=-1),
+        nn.functional.log_softmax(teacher_logits / t, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
+    labelled = int((target != UNLABELLED).sum().item())
+    if labelled == 0 or spec.alpha == 1.0:
+        return spec.alpha * soft
+    hard = nn.functional.cross_entropy(logits, target, ignore_index=UNLABELLED, reduction="sum")
+    return spec.alpha * soft + (1.0 - spec.alpha) * hard / labelled
+
+
 @dataclass
 class EpochRecord:
     """What one epoch measured."""
@@ -162,16 +211,19 @@ def fine_tune(
     *,
     log_dir: Path | None = None,
     show_progress: bool = True,
+    soft: SoftTargets | None = None,
 ) -> tuple[list[EpochRecord], npt.NDArray[np.float32]]:
     """Train ``model`` in place; evaluate on ``heldout`` after every epoch.
 
-    Returns the per-epoch records and the held-out logits of the final model.
+    Returns the per-epoch records and the held-out logits of the final model. With
+    ``soft`` the model learns from a teacher's logits too (:func:`distillation_loss`),
+    and from the unlabelled transfer texts the teacher scored.
 
     Curves go to TensorBoard under ``log_dir`` when given. The held-out split is only
     observed, never used to pick an epoch: the last epoch's weights are the result.
     """
     with torch_threads(config.threads):
-        return _fine_tune(model, encoder, train, heldout, config, log_dir, show_progress)
+        return _fine_tune(model, encoder, train, heldout, config, log_dir, show_progress, soft)
 
 
 @contextlib.contextmanager
@@ -194,12 +246,24 @@ def _fine_tune(
     config: TrainConfig,
     log_dir: Path | None,
     show_progress: bool,
+    soft: SoftTargets | None,
 ) -> tuple[list[EpochRecord], npt.NDArray[np.float32]]:
     seed_everything(config.seed)
     rng = random.Random(config.seed)
-    lengths = encoder.lengths(train.texts)
+    texts = list(train.texts)
     targets = train.label_ids()
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    teacher: torch.Tensor | None = None
+    if soft is not None:
+        texts += soft.transfer_texts
+        targets += [UNLABELLED] * len(soft.transfer_texts)
+        if soft.logits.shape != (len(texts), len(model.labels)):
+            raise ValueError(
+                f"teacher logits have shape {soft.logits.shape}, expected "
+                f"({len(texts)}, {len(model.labels)})"
+            )
+        teacher = torch.from_numpy(np.ascontiguousarray(soft.logits, dtype=np.float32))
+    lengths = encoder.lengths(texts)
+    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     total = steps_per_epoch * config.epochs
     optimizer, scheduler = _optimizer(model, config, total)
     writer = _summary_writer(log_dir)
@@ -222,10 +286,14 @@ def _fine_tune(
                 wall_start, cpu_start = time.monotonic(), time.process_time()
                 batches = length_bucketed_batches(lengths, config.batch_size, rng)
                 for batch in batches:
-                    ids, mask = encoder.encode([train.texts[i] for i in batch])
+                    ids, mask = encoder.encode([texts[i] for i in batch])
                     target = torch.tensor([targets[i] for i in batch], dtype=torch.long)
                     logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
-                    loss = nn.functional.cross_entropy(logits, target)
+                    if teacher is None:
+                        loss = nn.functional.cross_entropy(logits, target)
+                    else:
+                        assert soft is not None
+                        loss = distillation_loss(logits, teacher[batch], target, soft.spec)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

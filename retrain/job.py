@@ -163,7 +163,9 @@ def run_retrain(
     store.mark_attempt(task, until)
     config = default_config(task, **_config_values(method, config_overrides))
     logger.info("retraining %s from %s on feedback ids %s..%s", task, champion, first, until)
-    agreement = {} if min_int8_agreement is None else {"min_int8_agreement": min_int8_agreement}
+    agreement: dict[str, Any] = (
+        {} if min_int8_agreement is None else {"min_int8_agreement": min_int8_agreement}
+    )
     with tempfile.TemporaryDirectory(prefix=f"retrain-{task}-") as tmp:
         data_file = write_jsonl(dataset.train, Path(tmp) / f"{task}-feedback-{first}-{until}.jsonl")
         train_started = time.monotonic()

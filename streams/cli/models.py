@@ -69,11 +69,36 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 "--promote/--no-promote", help="Default: promote only a task's first version."
             ),
         ] = None,
+        teacher: Annotated[
+            Path | None,
+            typer.Option(
+                help="Distil from this teacher directory (`streamsense teacher`, or any "
+                "registry version)."
+            ),
+        ] = None,
+        distill_alpha: Annotated[
+            float, typer.Option(min=0.0, max=1.0, help="Weight of the teacher's soft labels.")
+        ] = 0.5,
+        distill_temperature: Annotated[
+            float, typer.Option(min=0.1, help="Softmax temperature of the soft labels.")
+        ] = 2.0,
+        transfer: Annotated[
+            Path | None,
+            typer.Option(
+                help="Unlabelled texts (.txt, or .csv/.jsonl with 'text') the teacher labels "
+                "for the student too."
+            ),
+        ] = None,
     ) -> None:
-        """Fine-tune, export to ONNX (fp32 + int8), check agreement, register."""
+        """Fine-tune (or distil from a teacher), export to ONNX (fp32 + int8), check, register."""
+        from models.data import load_texts
         from models.pipeline import default_config, train_and_register
+        from models.teacher import Teacher
+        from models.training import DistillSpec
 
         settings = get_settings()
+        if transfer is not None and teacher is None:
+            raise typer.BadParameter("--transfer needs --teacher", param_hint="--transfer")
         config = default_config(
             task,
             epochs=epochs,
@@ -96,8 +121,18 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 init_from=from_version,
                 promote=promote,
                 show_progress=console.is_terminal,
+                teacher=None if teacher is None else Teacher(teacher, config.threads),
+                distill=DistillSpec(distill_alpha, distill_temperature),
+                transfer_texts=() if transfer is None else load_texts(transfer),
             )
         heldout = outcome.metrics["heldout"]
+        if outcome.distillation is not None:
+            figures = outcome.distillation["teacher_heldout"]
+            console.print(
+                f"teacher {teacher}: held-out accuracy {figures['accuracy']:.4f}, "
+                f"macro-F1 {figures['macro_f1']:.4f} "
+                f"({outcome.distillation['teacher'].get('parameters', 0) / 1e6:.0f} M parameters)"
+            )
         console.print(
             f"registered [bold]{task}/{outcome.version}[/bold]"
             f"{' (promoted to production)' if outcome.promoted else ''} in "
@@ -106,6 +141,68 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             f"{outcome.agreement['int8_label_agreement']:.4f}, max |logit diff| "
             f"{outcome.agreement['max_abs_logit_diff']:.1e}"
         )
+
+    @app.command("teacher")
+    def train_teacher_command(
+        task: TaskOption,
+        out: Annotated[
+            Path | None,
+            typer.Option(help="Where to write it (default <registry>/<task>/teachers/<base>)."),
+        ] = None,
+        base: Annotated[
+            Path | None,
+            typer.Option(
+                help="A pretrained encoder directory (default all-mpnet-base-v2 from PyPI)."
+            ),
+        ] = None,
+        epochs: Annotated[int | None, typer.Option(min=1, help="Epochs.")] = None,
+        max_length: Annotated[int | None, typer.Option(min=8, help="Max tokens per text.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
+        limit: Annotated[
+            int | None, typer.Option(min=10, help="Train on a stratified sample of N rows.")
+        ] = None,
+        eval_limit: Annotated[
+            int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
+        ] = None,
+        threads: Annotated[
+            int | None, typer.Option(min=0, help="CPU threads for training; 0 = all cores.")
+        ] = None,
+    ) -> None:
+        """Fine-tune a larger encoder once as the teacher that `train --teacher` distils from."""
+        from dataclasses import replace
+
+        from models.teacher import TEACHER_CONFIG, TEACHER_NAME, teacher_base_dir, train_teacher
+
+        settings = get_settings()
+        overrides: dict[str, Any] = {
+            "epochs": epochs,
+            "max_length": max_length,
+            "lr": lr,
+            "limit": limit,
+            "eval_limit": eval_limit,
+            "threads": threads,
+        }
+        config = replace(TEACHER_CONFIG, **{k: v for k, v in overrides.items() if v is not None})
+        with one_line_errors():
+            base_dir = base if base is not None else teacher_base_dir(settings.cache_dir)
+            name = TEACHER_NAME if base is None else base.name
+            target = out or settings.registry_dir / task / "teachers" / name
+            record = train_teacher(
+                task,
+                settings.data_dir,
+                target,
+                base_dir,
+                config,
+                base_model=str(base) if base is not None else None,
+                show_progress=console.is_terminal,
+            )
+        heldout = record["heldout"]
+        console.print(
+            f"teacher for {task} written to [bold]{target}[/bold] in "
+            f"{record['wall_seconds']:.0f}s: held-out accuracy {heldout['accuracy']:.4f}, "
+            f"macro-F1 {heldout['macro_f1']:.4f}"
+        )
+        console.print(f"distil a student: streamsense train --task {task} --teacher {target}")
 
     @app.command()
     def score(
