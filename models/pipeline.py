@@ -322,6 +322,7 @@ def _adapt(model: MeanPoolClassifier, config: TrainConfig) -> dict[str, Any]:
             alpha=config.lora_alpha,
             dropout=config.lora_dropout,
             target_modules=tuple(config.lora_targets),
+            layers=config.lora_layers,
         )
         return attach_lora(model, spec)
     trainable, total = parameter_counts(model)

@@ -52,6 +52,7 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
+    lora_layers: int | None = None  # top encoder layers with adapters; None = all
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)

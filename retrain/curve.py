@@ -49,6 +49,21 @@ def _pool_and_heldout(data_dir: Path) -> tuple[LabeledData, list[int], list[int]
     return data, pool, heldout
 
 
+def method_overrides(method: str, threads: int) -> tuple[str, dict[str, Any]]:
+    """A curve's method name as (retrain method, config overrides).
+
+    ``full`` and ``lora`` are the retrain's methods; ``lora-top<N>`` is LoRA with adapters
+    in the encoder's top N layers only (``--lora-layers``).
+    """
+    overrides: dict[str, Any] = {"threads": threads} if threads else {}
+    if method.startswith("lora-top"):
+        layers = method.removeprefix("lora-top")
+        if not layers.isdigit():
+            raise ValueError(f"unknown curve method {method!r}: expected lora-top<N>")
+        return "lora", {**overrides, "lora_layers": int(layers)}
+    return method, overrides
+
+
 def choose(
     selection: str, count: int, pool: Sequence[int], scores: dict[int, list[float]] | None
 ) -> list[int]:
@@ -107,13 +122,14 @@ def run_point(
             )
         before = report(registry.load(TASK), heldout)
         started = time.monotonic()
+        retrain_method, overrides = method_overrides(method, threads)
         result = run_retrain(
             TASK,
             registry_root=root,
             data_dir=data_dir,
             store=store,
-            method=method,
-            config_overrides={"threads": threads} if threads else None,
+            method=retrain_method,
+            config_overrides=overrides or None,
             min_new_labels=1,
             force=True,
             min_int8_agreement=min_int8_agreement,
@@ -215,7 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "retrain-curve")
     parser.add_argument("--counts", type=int, nargs="+", default=[250, 500, 1000, 2000])
-    parser.add_argument("--methods", nargs="+", default=["full", "lora"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["full", "lora"],
+        help="full, lora, or lora-top<N> (adapters in the top N encoder layers only)",
+    )
     parser.add_argument("--selections", nargs="+", default=["random", "uncertainty"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(

@@ -135,6 +135,14 @@ class Settings(BaseSettings):
             " merged before the ONNX export); `streamsense retrain --method` overrides it."
         ),
     )
+    retrain_lora_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "With lora: adapters in the encoder's top N layers only (the backward pass stops"
+            " below them); unset = every layer. `streamsense retrain --lora-layers` overrides it."
+        ),
+    )
     retrain_holdout_fraction: float = Field(
         default=0.2,
         gt=0,

@@ -53,6 +53,13 @@ def _method(value: str | None) -> str | None:
 TaskOption = Annotated[str, typer.Option("--task", help="sentiment or intent", callback=_task)]
 
 
+def lora_overrides(settings: Settings) -> dict[str, Any] | None:
+    """The scheduler's training-config overrides: the LoRA depth setting, when set."""
+    if settings.retrain_lora_layers is None:
+        return None
+    return {"lora_layers": settings.retrain_lora_layers}
+
+
 def make_publisher(settings: Settings) -> Publish:
     """``publish(task, version, action)``: one ModelControl record on the control topic."""
     from streams.edges.control import publish_control
@@ -223,6 +230,14 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 callback=_method,
             ),
         ] = None,
+        lora_layers: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help="With lora: adapters in the top N encoder layers only; default: "
+                "STREAMSENSE_RETRAIN_LORA_LAYERS (unset: every layer).",
+            ),
+        ] = None,
         publish: Annotated[
             bool, typer.Option("--publish/--no-publish", help="Announce a promotion.")
         ] = True,
@@ -236,7 +251,13 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             if not now:
                 _print_status(task, settings, store)
                 return
-            overrides = {"epochs": epochs, "lr": lr, "head_lr": head_lr, "threads": threads}
+            overrides = {
+                "epochs": epochs,
+                "lr": lr,
+                "head_lr": head_lr,
+                "threads": threads,
+                "lora_layers": _or(lora_layers, settings.retrain_lora_layers),
+            }
             report = run_retrain(
                 task,
                 registry_root=settings.registry_dir,
@@ -344,6 +365,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                         data_dir=settings.data_dir,
                         store=store,
                         method=settings.retrain_method,
+                        config_overrides=lora_overrides(settings),
                         holdout_fraction=settings.retrain_holdout_fraction,
                         holdout_cap=settings.retrain_holdout_cap,
                         replay_ratio=settings.retrain_replay_ratio,

@@ -95,3 +95,30 @@ def test_unknown_method_and_bad_targets_are_one_line_errors() -> None:
         check_method("qlora")
     with pytest.raises(ModelsError, match="cannot attach LoRA adapters"):
         attach_lora(_tiny(), LoraSpec(target_modules=("no_such_layer",)))
+
+
+def test_adapters_in_the_top_layers_only_leave_the_lower_layers_out_of_training() -> None:
+    model = _tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    info = attach_lora(model, LoraSpec(rank=4, alpha=8, layers=1))
+
+    assert info["layers"] == [1]
+    adapters = [n for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    assert adapters and all(".layer.1." in n for n in adapters)
+    everywhere = attach_lora(_tiny(), LoraSpec(rank=4, alpha=8))
+    assert everywhere["layers"] == [0, 1]
+    assert 0 < info["trainable_parameters"] < everywhere["trainable_parameters"]
+
+    _train(model)
+    merge_lora(model)
+    after = model.state_dict()
+    assert torch.equal(after[QUERY], before[QUERY])  # layer 0: no adapter, untouched
+    top_query = QUERY.replace("layer.0", "layer.1")
+    assert not torch.equal(after[top_query], before[top_query])
+
+
+@pytest.mark.parametrize("layers", [0, 3])
+def test_adapter_layers_outside_the_encoder_depth_are_refused(layers: int) -> None:
+    with pytest.raises(ModelsError, match=r"1\.\.2"):
+        attach_lora(_tiny(), LoraSpec(layers=layers))
