@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from models.pipeline import QUICK_CONFIGS, QUICK_MIN_INT8_AGREEMENT, ensure_models
-from models.registry import Registry
+from models.registry import COPY_IGNORE, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def shadow_registry(source: Path, target: Path) -> dict[str, str]:
         source,
         target,
         copy_function=_link_or_copy,
-        ignore=shutil.ignore_patterns("runs", ".alias.lock"),
+        ignore=shutil.ignore_patterns(*COPY_IGNORE),
     )
     registry = Registry(target)
     shadows = {}

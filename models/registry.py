@@ -54,6 +54,9 @@ ALIAS = "production.json"
 SHADOW = "shadow.json"
 VERSION_PATTERN = re.compile(r"^v(\d{4,})-(\d{8}T\d{6})$")
 TASK_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+COPY_IGNORE = ("runs", ".alias.lock", ".staging-*", "teachers")
+"""What a working copy of a registry leaves out: TensorBoard runs, locks, unfinished
+versions and distillation teachers (a training-time tool, hundreds of MB)."""
 
 
 def utc_now() -> str:

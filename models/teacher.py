@@ -35,7 +35,14 @@ from models.exceptions import ModelsError
 from models.metrics import classification_report
 from models.network import CONFIG_FILE, WEIGHTS_FILE, MeanPoolClassifier
 from models.tokenizer import TOKENIZER_FILES, TextEncoder
-from models.training import TrainConfig, fine_tune, predict_logits, seed_everything, torch_threads
+from models.training import (
+    TrainConfig,
+    fine_tune,
+    plot_curves,
+    predict_logits,
+    seed_everything,
+    torch_threads,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,29 +192,42 @@ def train_teacher(
     )
     encoder = TextEncoder(base_dir / "tokenizer.json", config.max_length)
     logger.info("training the %s teacher (%s) on %s rows", task, base_model, len(train))
-    history, logits = fine_tune(
-        model, encoder, train, heldout, config, log_dir=None, show_progress=show_progress
-    )
-    report = classification_report(heldout.label_ids(), logits.argmax(axis=1), heldout.label_names)
-    record = {
-        "task": task,
-        "base_model": base_model,
-        "heldout": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]},
-        "config": config.as_dict(),
-        "train_data": train.summary(),
-        "heldout_data": heldout.summary(),
-        "split": {"heldout_fraction": HELDOUT_FRACTION, "seed": SPLIT_SEED, "stratified": True},
-        "history": [asdict(r) for r in history],
-        "wall_seconds": round(time.monotonic() - started, 1),
-    }
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:
+        history, logits = fine_tune(
+            model,
+            encoder,
+            train,
+            heldout,
+            config,
+            log_dir=staging / "runs",
+            show_progress=show_progress,
+        )
+        report = classification_report(
+            heldout.label_ids(), logits.argmax(axis=1), heldout.label_names
+        )
+        record = {
+            "task": task,
+            "base_model": base_model,
+            "heldout": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]},
+            "config": config.as_dict(),
+            "train_data": train.summary(),
+            "heldout_data": heldout.summary(),
+            "split": {
+                "heldout_fraction": HELDOUT_FRACTION,
+                "seed": SPLIT_SEED,
+                "stratified": True,
+            },
+            "history": [asdict(r) for r in history],
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
         model.save(staging, {"max_length": config.max_length, "base_model": base_model})
         for name in TOKENIZER_FILES:
             if name != "tokenizer.json" and (base_dir / name).is_file():
                 shutil.copyfile(base_dir / name, staging / name)
         encoder.save(staging / "tokenizer.json")
+        plot_curves(history, staging / "curves.png", f"{task} teacher ({base_model})")
         (staging / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
         (staging / TEACHER_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if out_dir.exists():

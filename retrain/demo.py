@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models.data import TWITTER_FILE, LabeledData, load_twitter
-from models.registry import Registry
+from models.registry import COPY_IGNORE, Registry
 from retrain.evaluation import report
 from retrain.job import RetrainReport, run_retrain
 from retrain.store import FeedbackRow, FeedbackStore, PredictionRow
@@ -52,8 +52,7 @@ def copy_task(source: Path, target: Path) -> Path:
     """A fresh private copy of the source registry's sentiment task."""
     if target.exists():
         shutil.rmtree(target)
-    ignore = shutil.ignore_patterns("runs", ".alias.lock", ".staging-*")
-    shutil.copytree(source / TASK, target / TASK, ignore=ignore)
+    shutil.copytree(source / TASK, target / TASK, ignore=shutil.ignore_patterns(*COPY_IGNORE))
     return target
 
 

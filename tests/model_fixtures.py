@@ -14,6 +14,7 @@ import pytest
 
 from models.data import BANKING77_FILE, PHRASEBANK_FILE
 from models.pipeline import QUICK_CONFIGS, QUICK_MIN_INT8_AGREEMENT, ensure_models
+from models.registry import COPY_IGNORE
 from streams.settings import Settings
 
 FIXTURE_CONFIGS = QUICK_CONFIGS
@@ -34,7 +35,7 @@ def fixture_data_dir() -> Path:
 
 def copy_registry(source: Path, target: Path) -> Path:
     """A private copy of a registry that a test may change."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("runs", ".alias.lock"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*COPY_IGNORE))
     return target
 
 

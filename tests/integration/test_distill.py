@@ -57,6 +57,8 @@ def test_a_student_distils_from_a_trained_teacher_and_serves_like_any_version(
     record = json.loads((teacher_dir / TEACHER_FILE).read_text())
     assert record["train_data"]["rows"] == 160 and record["heldout_data"]["rows"] == 60
     assert len(record["history"]) == 1
+    assert (teacher_dir / "curves.png").is_file()
+    assert list((teacher_dir / "runs").glob("events.out.tfevents.*"))  # TensorBoard
     assert json.loads((teacher_dir / METRICS_FILE).read_text())["accuracy"] == pytest.approx(
         record["heldout"]["accuracy"]
     )
