@@ -27,6 +27,7 @@ from rich.table import Table
 from models.data import TWITTER_FILE, LabeledData, load_twitter
 from models.registry import COPY_IGNORE, Registry
 from retrain.evaluation import report
+from retrain.gate import DEFAULT_TOLERANCE
 from retrain.job import RetrainReport, run_retrain
 from retrain.store import FeedbackRow, FeedbackStore, PredictionRow
 
@@ -147,7 +148,7 @@ def run_demo(
     heldout_rows: int = 2000,
     seed: int = 13,
     replay_ratio: float = 1.0,
-    tolerance: float = 0.01,
+    tolerance: float = DEFAULT_TOLERANCE,
     overrides: dict[str, float | int | None] | None = None,
     console: Console | None = None,
 ) -> int:

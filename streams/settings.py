@@ -158,7 +158,10 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Original training rows replayed per new feedback row."
     )
     gate_tolerance: float = Field(
-        default=0.01, ge=0, le=1, description="Held-out accuracy a candidate may lose."
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Held-out accuracy a candidate may lose (judged on the interval's low bound).",
     )
     gate_alpha: float = Field(
         default=0.05,
