@@ -21,6 +21,7 @@ from models.data import (
     SPLIT_SEED,
     TASKS,
     LabeledData,
+    load_task_data,
     stratified_sample,
     task_split,
 )
@@ -145,6 +146,7 @@ def train_and_register(
     teacher: Teacher | None = None,
     distill: DistillSpec | None = None,
     transfer_texts: Sequence[str] = (),
+    heldout_data: LabeledData | None = None,
 ) -> TrainOutcome:
     """Fine-tune a task's classifier and register it as a new version.
 
@@ -152,6 +154,10 @@ def train_and_register(
     training texts and on ``transfer_texts`` (unlabelled) as well as from the gold labels
     (``distill``, default :class:`DistillSpec`); the manifest records the teacher and its
     figures on the same held-out split.
+
+    ``heldout_data`` (the retrain job's fixed held-out split) replaces the 20 % split of
+    the data: then every row of the data is trained on, and the per-epoch figures and the
+    export checks use the given rows.
 
     ``init_from`` names a registry version to start from (its checkpoint and labels) —
     the version becomes the parent — instead of the pretrained encoder. ``promote``:
@@ -162,7 +168,16 @@ def train_and_register(
     started = time.monotonic()
     config = config or default_config(task)
     registry = Registry(registry_root)
-    train_all, heldout = task_split(task, data_dir, data_file)
+    if heldout_data is None:
+        train_all, heldout = task_split(task, data_dir, data_file)
+        split: dict[str, Any] = {
+            "heldout_fraction": HELDOUT_FRACTION,
+            "seed": SPLIT_SEED,
+            "stratified": True,
+        }
+    else:  # every row is trained on; the caller's held-out is judged
+        train_all, heldout = load_task_data(task, data_dir, data_file), heldout_data
+        split = {"heldout": "given", "heldout_source": heldout_data.source}
     train = train_all
     if config.limit is not None:
         train = stratified_sample(train_all, config.limit, seed=config.seed)
@@ -244,11 +259,7 @@ def train_and_register(
                     "config": config.as_dict(),
                     "train_data": _data_summary(train, train_all),
                     "heldout_data": heldout.summary(),
-                    "split": {
-                        "heldout_fraction": HELDOUT_FRACTION,
-                        "seed": SPLIT_SEED,
-                        "stratified": True,
-                    },
+                    "split": split,
                     "history": [asdict(r) for r in history],
                     "tensorboard_run": str(Path("runs") / run_id),
                     "wall_seconds": round(time.monotonic() - started, 1),

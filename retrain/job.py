@@ -161,6 +161,8 @@ def run_retrain(
     )
     holdout.save()  # chosen once: later runs judge on the same texts
     store.mark_attempt(task, until)
+    if heldout_limit is not None:
+        heldout = stratified_sample(heldout, heldout_limit, seed=SPLIT_SEED)
     config = default_config(task, **_config_values(method, config_overrides))
     logger.info("retraining %s from %s on feedback ids %s..%s", task, champion, first, until)
     agreement: dict[str, Any] = (
@@ -179,6 +181,9 @@ def run_retrain(
                 init_from=champion,
                 promote=False,
                 show_progress=show_progress,
+                # all of dataset.train is trained on; the epochs and the export checks are
+                # judged on the task's fixed held-out split, as the gate judges forgetting
+                heldout_data=heldout,
                 **agreement,
             )
         except ModelsError as exc:
@@ -195,8 +200,6 @@ def run_retrain(
         train_seconds = round(time.monotonic() - train_started, 1)
     candidate = outcome.version
     store.mark_trained(task, candidate, until)
-    if heldout_limit is not None:
-        heldout = stratified_sample(heldout, heldout_limit, seed=SPLIT_SEED)
     champ = evaluate_version(
         registry, task, champion, dataset.recent, heldout, threads=eval_threads
     )
