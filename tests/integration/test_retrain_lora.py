@@ -65,6 +65,12 @@ def test_lora_retrain_serves_a_merged_model_that_scores_like_torch(
     assert manifest["parent"] == champion
     training = manifest["training"]
     assert training["method"] == "lora"
+    # every labelled text outside the recorded slice is trained on (with the replay rows):
+    # nothing of the retrain's data is split off again for the epochs' evaluation
+    assert training["train_data"]["rows"] == report.data["train_rows"]
+    assert report.data["feedback_train_rows"] + report.data["recent_rows"] == 160
+    assert training["split"]["heldout"] == "given"
+    assert training["heldout_data"]["source"].endswith("Sentences_50Agree.txt")
     adaptation = training["adaptation"]
     assert (adaptation["rank"], adaptation["alpha"]) == (8, 16)
     assert adaptation["target_modules"] == ["query", "key", "value", "dense"]
