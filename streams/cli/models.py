@@ -32,6 +32,18 @@ def _task(value: str) -> str:
 
 TaskOption = Annotated[str, typer.Option("--task", help="sentiment or intent", callback=_task)]
 TaskArg = Annotated[str, typer.Argument(help="sentiment or intent", callback=_task)]
+EpochsOption = Annotated[int | None, typer.Option(min=1, help="Epochs.")]
+MaxLengthOption = Annotated[int | None, typer.Option(min=8, help="Max tokens per text.")]
+LrOption = Annotated[float | None, typer.Option(help="Encoder learning rate.")]
+LimitOption = Annotated[
+    int | None, typer.Option(min=10, help="Train on a stratified sample of N rows.")
+]
+EvalLimitOption = Annotated[
+    int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option(min=0, help="CPU threads for training; 0 = all cores.")
+]
 
 
 def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
@@ -42,21 +54,15 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     @app.command()
     def train(
         task: TaskOption,
-        epochs: Annotated[int | None, typer.Option(min=1, help="Epochs.")] = None,
-        max_length: Annotated[int | None, typer.Option(min=8, help="Max tokens per text.")] = None,
+        epochs: EpochsOption = None,
+        max_length: MaxLengthOption = None,
         batch_size: Annotated[int | None, typer.Option(min=1, help="Training batch size.")] = None,
-        lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
+        lr: LrOption = None,
         head_lr: Annotated[float | None, typer.Option(help="Head learning rate.")] = None,
-        limit: Annotated[
-            int | None, typer.Option(min=10, help="Train on a stratified sample of N rows.")
-        ] = None,
-        eval_limit: Annotated[
-            int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
-        ] = None,
+        limit: LimitOption = None,
+        eval_limit: EvalLimitOption = None,
         seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
-        threads: Annotated[
-            int | None, typer.Option(min=0, help="CPU threads for training; 0 = all cores.")
-        ] = None,
+        threads: ThreadsOption = None,
         data: Annotated[
             Path | None, typer.Option(help="Your own CSV/JSONL with text,label instead.")
         ] = None,
@@ -155,18 +161,12 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 help="A pretrained encoder directory (default all-mpnet-base-v2 from PyPI)."
             ),
         ] = None,
-        epochs: Annotated[int | None, typer.Option(min=1, help="Epochs.")] = None,
-        max_length: Annotated[int | None, typer.Option(min=8, help="Max tokens per text.")] = None,
-        lr: Annotated[float | None, typer.Option(help="Encoder learning rate.")] = None,
-        limit: Annotated[
-            int | None, typer.Option(min=10, help="Train on a stratified sample of N rows.")
-        ] = None,
-        eval_limit: Annotated[
-            int | None, typer.Option(min=10, help="Evaluate on a fixed sample of the held-out.")
-        ] = None,
-        threads: Annotated[
-            int | None, typer.Option(min=0, help="CPU threads for training; 0 = all cores.")
-        ] = None,
+        epochs: EpochsOption = None,
+        max_length: MaxLengthOption = None,
+        lr: LrOption = None,
+        limit: LimitOption = None,
+        eval_limit: EvalLimitOption = None,
+        threads: ThreadsOption = None,
     ) -> None:
         """Fine-tune a larger encoder once as the teacher that `train --teacher` distils from."""
         from dataclasses import replace
