@@ -50,6 +50,9 @@ METRIC_LABELS = {
     NOT_ENOUGH_EVIDENCE: "not_enough_evidence",
 }
 """The ``decision`` label of ``streamsense_gate_decisions_total`` per outcome."""
+SHADOWED = "shadowed"
+"""The ``decision`` label of a pass that went into shadow, not production (the shadow
+review counts what happens next in ``streamsense_shadow_reviews_total``)."""
 
 
 @dataclass(frozen=True)

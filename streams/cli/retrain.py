@@ -16,7 +16,7 @@ from rich.table import Table
 from models.data import TASKS, task_labels
 from retrain.exceptions import RetrainError
 from retrain.gate import METRIC_LABELS as GATE_METRIC_LABELS
-from retrain.gate import GatePolicy
+from retrain.gate import SHADOWED, GatePolicy
 from retrain.store import FeedbackStore
 from streams.cli.errors import one_line_errors
 from streams.errors import ConfigurationError
@@ -81,7 +81,7 @@ def _serve_metrics(settings: Settings, tasks: list[str]) -> Metrics:
     for task in tasks:
         for outcome in RUN_OUTCOMES:
             metrics.retrain_runs.labels(task, outcome)
-        for decision in GATE_METRIC_LABELS.values():
+        for decision in (*GATE_METRIC_LABELS.values(), SHADOWED):
             metrics.gate_decisions.labels(task, decision)
     host, port = settings.metrics_host, settings.scheduler_metrics_port
     try:
@@ -105,7 +105,8 @@ def _observe(metrics: Metrics, report: RetrainReport) -> None:
     if report.status != "skipped":
         metrics.retrain_seconds.labels(report.task).observe(report.wall_seconds)
     if report.decision is not None:
-        metrics.record_gate(report.task, report.decision.metric_label, report.decision.intervals)
+        label = SHADOWED if report.status == "shadow" else report.decision.metric_label
+        metrics.record_gate(report.task, label, report.decision.intervals)
 
 
 def print_report(report: RetrainReport, out: Console) -> None:
