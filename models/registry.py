@@ -198,11 +198,16 @@ class Registry:
         lines = path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def last_decision(self, task: str) -> dict[str, Any] | None:
-        """The newest gate decision recorded about any version of ``task``, with its version."""
+    def last_decision(
+        self, task: str, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any] | None:
+        """The newest decision recorded about any version of ``task`` (of those ``where``
+        accepts), with its version."""
         newest: dict[str, Any] | None = None
         for version in self.versions(task):
             for decision in self.decisions(task, version):
+                if where is not None and not where(decision):
+                    continue
                 if newest is None or str(decision.get("at", "")) >= str(newest.get("at", "")):
                     newest = {"version": version, **decision}
         return newest

@@ -20,9 +20,16 @@ class ModelStatus:
     production: str | None
     shadow: str | None
     decision: dict[str, Any] | None
+    """The newest gate decision (a retrain's), not a shadow review."""
     drift: float | None
     drift_noise: float | None
     """The drift score of the reference's own control sample: what no drift looks like."""
+    shadow_review: dict[str, Any] | None = None
+    """The newest shadow review (wait, promote or end), when one ran."""
+
+
+def _is_shadow_review(decision: dict[str, Any]) -> bool:
+    return str(decision.get("decision", "")).startswith("shadow_")
 
 
 def model_status(registry: Registry, task: str, drift: DriftSource | None = None) -> ModelStatus:
@@ -34,9 +41,10 @@ def model_status(registry: Registry, task: str, drift: DriftSource | None = None
         task=task,
         production=production,
         shadow=registry.shadow(task),
-        decision=registry.last_decision(task),
+        decision=registry.last_decision(task, lambda d: not _is_shadow_review(d)),
         drift=drift(task) if drift is not None else None,
         drift_noise=float(control["score"]) if control and "score" in control else None,
+        shadow_review=registry.last_decision(task, _is_shadow_review),
     )
 
 
@@ -64,9 +72,12 @@ def drift_text(status: ModelStatus) -> str:
 
 def status_lines(status: ModelStatus) -> list[str]:
     """The lines `models show` prints before the version's details."""
-    return [
+    lines = [
         f"{status.task}: production {status.production or 'none'}; "
         f"shadow {status.shadow or 'none'}",
         f"  last gate decision: {decision_text(status.decision)}",
-        f"  drift score (largest PSI of the served predictions): {drift_text(status)}",
     ]
+    if status.shadow_review is not None:
+        lines.append(f"  last shadow review: {decision_text(status.shadow_review)}")
+    lines.append(f"  drift score (largest PSI of the served predictions): {drift_text(status)}")
+    return lines
