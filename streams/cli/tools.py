@@ -51,7 +51,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         heldout_rows: int = typer.Option(2000, "--heldout-rows"),
         seed: int = typer.Option(13, "--seed"),
         replay_ratio: float = typer.Option(1.0, "--replay-ratio"),
-        tolerance: float = typer.Option(0.01, "--tolerance"),
+        tolerance: float | None = typer.Option(
+            None, "--tolerance", help="Held-out tolerance (default: STREAMSENSE_GATE_TOLERANCE)"
+        ),
         epochs: int | None = typer.Option(None, "--epochs"),
         lr: float | None = typer.Option(None, "--lr"),
         head_lr: float | None = typer.Option(None, "--head-lr"),
@@ -71,7 +73,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
             heldout_rows=heldout_rows,
             seed=seed,
             replay_ratio=replay_ratio,
-            tolerance=tolerance,
+            tolerance=settings.gate_tolerance if tolerance is None else tolerance,
             overrides={
                 "epochs": epochs,
                 "lr": lr,
