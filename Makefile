@@ -74,7 +74,7 @@ teacher-install: $(TEACHER_STAMP) ## Install the distillation teacher's weights 
 
 distill: $(TEACHER_STAMP) ## Fine-tune the all-mpnet-base-v2 teacher once, distil a sentiment student from it (~1 h on 2 cores; not promoted)
 	@test -f $(REGISTRY)/sentiment/teachers/all-mpnet-base-v2/teacher.json || $(BIN)/streamsense teacher --task sentiment
-	$(BIN)/streamsense train --task sentiment --teacher $(REGISTRY)/sentiment/teachers/all-mpnet-base-v2 --no-promote
+	$(BIN)/streamsense train --task sentiment --threads 1 --teacher $(REGISTRY)/sentiment/teachers/all-mpnet-base-v2 --no-promote
 
 dashboards: $(STAMP) ## Rewrite the Grafana dashboards' JSON from deploy/grafana/dashboards.py
 	$(BIN)/streamsense dashboards write
