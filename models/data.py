@@ -169,42 +169,6 @@ def load_user_file(path: Path, label_names: Sequence[str]) -> LabeledData:
     return _checked(texts, labels, label_names, path)
 
 
-def load_texts(path: Path) -> list[str]:
-    """Unlabelled texts: a ``.txt`` file (one a line), or a CSV / JSONL ``text`` field.
-
-    Labels, if the file has them, are ignored: these texts are for a teacher to label.
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".txt":
-        lines = _require(path).read_text(encoding="utf-8-sig").splitlines()
-        return [line.strip() for line in lines if line.strip()]
-    texts: list[str] = []
-    with _require(path).open(encoding="utf-8-sig", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
-                raise DataError(f"{path}: needs a 'text' column")
-            records: Iterable[Any] = reader
-        elif suffix in {".jsonl", ".ndjson"}:
-            records = (
-                _json_line(path, n, line) for n, line in enumerate(handle, 1) if line.strip()
-            )
-        else:
-            raise DataError(f"{path}: expected a .txt, .csv or .jsonl file")
-        for record in records:
-            text = record.get("text") if isinstance(record, dict) else None
-            if isinstance(text, str) and text.strip():
-                texts.append(text.strip())
-    return texts
-
-
-def _json_line(path: Path, number: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
-
-
 def task_labels(task: str, data_dir: Path) -> list[str]:
     """The label list of a task."""
     if task == "sentiment":
@@ -223,6 +187,11 @@ def load_task_data(task: str, data_dir: Path, data_file: Path | None = None) -> 
     if task == "intent":
         return load_banking77(data_dir)
     raise DataError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def split_record() -> dict[str, Any]:
+    """How :func:`task_split` splits, as manifests record it."""
+    return {"heldout_fraction": HELDOUT_FRACTION, "seed": SPLIT_SEED, "stratified": True}
 
 
 def stratified_split(

@@ -8,6 +8,7 @@ A checkpoint is a directory with ``model.safetensors`` (the whole state dict) an
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,14 @@ from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
 from models.exceptions import ModelsError
+from models.tokenizer import TOKENIZER_FILES, TextEncoder
 
 ARCHITECTURE = "mean_pool_linear"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+
+
+METRICS_FILE = "metrics.json"
 
 
 def base_model_dir() -> Path:
@@ -100,3 +105,22 @@ class MeanPoolClassifier(nn.Module):
             **(extra or {}),
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def write_checkpoint(
+    directory: Path,
+    model: MeanPoolClassifier,
+    encoder: TextEncoder,
+    tokenizer_source: Path,
+    report: dict[str, Any],
+    extra: dict[str, Any],
+) -> None:
+    """A trained model's directory: weights and config (``extra`` in its streamsense block),
+    the tokenizer with this truncation, ``labels.json`` and the held-out ``metrics.json``."""
+    model.save(directory, extra)
+    for name in TOKENIZER_FILES:
+        if name != "tokenizer.json" and (tokenizer_source / name).is_file():
+            shutil.copyfile(tokenizer_source / name, directory / name)
+    encoder.save(directory / "tokenizer.json")
+    (directory / "labels.json").write_text(json.dumps(model.labels, indent=2), encoding="utf-8")
+    (directory / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")

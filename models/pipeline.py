@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
-import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from models.data import (
-    HELDOUT_FRACTION,
-    SPLIT_SEED,
     TASKS,
     LabeledData,
     load_task_data,
-    stratified_sample,
+    split_record,
     task_split,
 )
 from models.exceptions import AgreementError, RegistryError
@@ -36,11 +32,11 @@ from models.export import (
 )
 from models.lora import LoraSpec, attach_lora, check_method, merge_lora, parameter_counts
 from models.metrics import classification_report
-from models.network import MeanPoolClassifier, base_model_dir
+from models.network import MeanPoolClassifier, base_model_dir, write_checkpoint
 from models.registry import Registry
 from models.runtime import FP32_FILE, INT8_FILE
 from models.teacher import Teacher, teacher_report
-from models.tokenizer import TOKENIZER_FILES, TextEncoder
+from models.tokenizer import TextEncoder
 from models.training import (
     DistillSpec,
     SoftTargets,
@@ -108,8 +104,7 @@ on ~200 held-out texts); the production bar of 0.97 is meant for fully trained m
 
 def default_config(task: str, **overrides: Any) -> TrainConfig:
     """The task's full-training config with the given fields replaced (None = keep)."""
-    base = DEFAULT_CONFIGS.get(task, TrainConfig())
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    return DEFAULT_CONFIGS.get(task, TrainConfig()).replaced(**overrides)
 
 
 def library_versions() -> dict[str, str]:
@@ -170,19 +165,11 @@ def train_and_register(
     registry = Registry(registry_root)
     if heldout_data is None:
         train_all, heldout = task_split(task, data_dir, data_file)
-        split: dict[str, Any] = {
-            "heldout_fraction": HELDOUT_FRACTION,
-            "seed": SPLIT_SEED,
-            "stratified": True,
-        }
+        split = split_record()
     else:  # every row is trained on; the caller's held-out is judged
         train_all, heldout = load_task_data(task, data_dir, data_file), heldout_data
         split = {"heldout": "given", "heldout_source": heldout_data.source}
-    train = train_all
-    if config.limit is not None:
-        train = stratified_sample(train_all, config.limit, seed=config.seed)
-    if config.eval_limit is not None:  # fast runs (tests): score a fixed sample of held-out
-        heldout = stratified_sample(heldout, config.eval_limit, seed=SPLIT_SEED)
+    train, heldout = config.limited(train_all, heldout)
     seed_everything(config.seed)  # before the head is initialised
     logger.info(
         "training %s on %s rows (held out %s) from %s", task, len(train), len(heldout), train.source
@@ -226,7 +213,9 @@ def train_and_register(
         heldout.label_ids(), torch_logits.argmax(axis=1), heldout.label_names
     )
     with registry.staging(task) as staging:
-        _write_artifacts(staging, model, encoder, tokenizer_source, config, report)
+        write_checkpoint(
+            staging, model, encoder, tokenizer_source, report, {"max_length": config.max_length}
+        )
         plot_curves(history, staging / "curves.png", f"{task} ({len(train)} training rows)")
         with torch_threads(config.threads):
             export_onnx(model, encoder, staging / FP32_FILE)
@@ -302,7 +291,9 @@ def _soft_targets(
     known = set(train.texts) | set(heldout.texts)
     transfer = tuple(dict.fromkeys(t for t in transfer_texts if t not in known))
     teacher_heldout = teacher_report(teacher, heldout)
-    logits = teacher.logits([*train.texts, *transfer])
+    # scored (and cached) apart, so a second student with other transfer texts re-scores
+    # only those
+    logits = np.concatenate([teacher.logits(train.texts), teacher.logits(transfer)])
     gold = np.asarray(train.label_ids())
     agreement = float((logits[: len(train)].argmax(axis=1) == gold).mean()) if len(gold) else 0.0
     logger.info(
@@ -370,23 +361,6 @@ def _metric_summary(report: dict[str, Any], int8_report: dict[str, Any]) -> dict
             "macro_f1": int8_report["macro_f1"],
         },
     }
-
-
-def _write_artifacts(
-    staging: Path,
-    model: MeanPoolClassifier,
-    encoder: TextEncoder,
-    tokenizer_source: Path,
-    config: TrainConfig,
-    report: dict[str, Any],
-) -> None:
-    model.save(staging, {"max_length": config.max_length})
-    for name in TOKENIZER_FILES:
-        if name != "tokenizer.json" and (tokenizer_source / name).is_file():
-            shutil.copyfile(tokenizer_source / name, staging / name)
-    encoder.save(staging / "tokenizer.json")
-    (staging / "labels.json").write_text(json.dumps(model.labels, indent=2), encoding="utf-8")
-    (staging / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
 
 
 def ensure_models(

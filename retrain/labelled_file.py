@@ -94,3 +94,18 @@ def read_labelled(
             label=name,
         )
         produced += 1
+
+
+def read_texts(path: Path) -> list[str]:
+    """Unlabelled texts (a distillation's transfer texts): a ``.txt`` file, one a line, or
+    the ``text`` field of a CSV or JSONL file, whose labels, if any, are ignored."""
+    suffix = path.suffix.lower()
+    if suffix not in {".txt", ".csv", ".jsonl", ".ndjson"}:
+        raise RetrainError(f"{path}: expected a .txt, .csv or .jsonl file")
+    if suffix != ".txt":
+        texts = (r.get("text") for _, r in read_records(path, frozenset({"text"}), "text file"))
+        return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
+    if not path.is_file():
+        raise RetrainError(f"text file not found: {path}")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [line.strip() for line in lines if line.strip()]

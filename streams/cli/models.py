@@ -97,10 +97,10 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         ] = None,
     ) -> None:
         """Fine-tune (or distil from a teacher), export to ONNX (fp32 + int8), check, register."""
-        from models.data import load_texts
         from models.pipeline import default_config, train_and_register
         from models.teacher import Teacher
         from models.training import DistillSpec
+        from retrain.labelled_file import read_texts
 
         settings = get_settings()
         if transfer is not None and teacher is None:
@@ -129,7 +129,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 show_progress=console.is_terminal,
                 teacher=None if teacher is None else Teacher(teacher, config.threads),
                 distill=DistillSpec(distill_alpha, distill_temperature),
-                transfer_texts=() if transfer is None else load_texts(transfer),
+                transfer_texts=() if transfer is None else read_texts(transfer),
             )
         heldout = outcome.metrics["heldout"]
         if outcome.distillation is not None:
@@ -169,20 +169,17 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         threads: ThreadsOption = None,
     ) -> None:
         """Fine-tune a larger encoder once as the teacher that `train --teacher` distils from."""
-        from dataclasses import replace
-
         from models.teacher import TEACHER_CONFIG, TEACHER_NAME, teacher_base_dir, train_teacher
 
         settings = get_settings()
-        overrides: dict[str, Any] = {
-            "epochs": epochs,
-            "max_length": max_length,
-            "lr": lr,
-            "limit": limit,
-            "eval_limit": eval_limit,
-            "threads": threads,
-        }
-        config = replace(TEACHER_CONFIG, **{k: v for k, v in overrides.items() if v is not None})
+        config = TEACHER_CONFIG.replaced(
+            epochs=epochs,
+            max_length=max_length,
+            lr=lr,
+            limit=limit,
+            eval_limit=eval_limit,
+            threads=threads,
+        )
         with one_line_errors():
             base_dir = base if base is not None else teacher_base_dir(settings.cache_dir)
             name = TEACHER_NAME if base is None else base.name

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from models.data import stratified_sample, task_split
 from models.export import export_onnx, onnx_logits
-from models.network import MeanPoolClassifier, base_model_dir
+from models.network import METRICS_FILE, MeanPoolClassifier, base_model_dir
 from models.registry import Registry
 from models.runtime import FP32_FILE
-from models.teacher import METRICS_FILE, SOFT_LABELS_DIR, TEACHER_FILE
+from models.teacher import SOFT_LABELS_DIR, TEACHER_FILE
 from models.tokenizer import TextEncoder
 from streams.cli import models as cli_models
 from streams.settings import Settings

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.data import load_texts
-from models.exceptions import DataError, ModelsError
+from models.exceptions import ModelsError
 from models.teacher import TEACHER_NAME, teacher_base_dir, unpack_parts
 from models.training import UNLABELLED, DistillSpec, distillation_loss
+from retrain.exceptions import RetrainError
+from retrain.labelled_file import read_texts
 
 
 def test_the_soft_term_is_zero_when_the_student_copies_the_teacher() -> None:
@@ -67,26 +68,29 @@ def test_unlabelled_texts_load_from_txt_csv_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("\ufeffone\r\n\r\n  two  \n", encoding="utf-8")
     (tmp_path / "b.csv").write_text('text,label\n"x, y",1\n,2\nz,\n', encoding="utf-8")
     (tmp_path / "c.jsonl").write_text(
-        json.dumps({"text": "p"}) + "\n\n" + json.dumps({"text": " q "}) + "\n" + "[1]\n",
+        json.dumps({"text": "p"}) + "\n\n" + json.dumps({"text": " q "}) + "\n",
         encoding="utf-8",
     )
-    assert load_texts(tmp_path / "a.txt") == ["one", "two"]
-    assert load_texts(tmp_path / "b.csv") == ["x, y", "z"]
-    assert load_texts(tmp_path / "c.jsonl") == ["p", "q"]
+    assert read_texts(tmp_path / "a.txt") == ["one", "two"]
+    assert read_texts(tmp_path / "b.csv") == ["x, y", "z"]
+    assert read_texts(tmp_path / "c.jsonl") == ["p", "q"]
 
 
 def test_unlabelled_text_files_that_cannot_be_read_say_why(tmp_path: Path) -> None:
     (tmp_path / "no-text.csv").write_text("body\nx\n", encoding="utf-8")
     (tmp_path / "bad.jsonl").write_text('{"text": "a"}\n{oops\n', encoding="utf-8")
+    (tmp_path / "list.jsonl").write_text('{"text": "a"}\n[1]\n', encoding="utf-8")
     (tmp_path / "x.parquet").write_bytes(b"PAR1")
-    with pytest.raises(DataError, match="'text' column"):
-        load_texts(tmp_path / "no-text.csv")
-    with pytest.raises(DataError, match="line 2 is not JSON"):
-        load_texts(tmp_path / "bad.jsonl")
-    with pytest.raises(DataError, match=r"expected a \.txt"):
-        load_texts(tmp_path / "x.parquet")
-    with pytest.raises(DataError, match="not found"):
-        load_texts(tmp_path / "missing.txt")
+    with pytest.raises(RetrainError, match="'text' column"):
+        read_texts(tmp_path / "no-text.csv")
+    with pytest.raises(RetrainError, match="line 2 is not JSON"):
+        read_texts(tmp_path / "bad.jsonl")
+    with pytest.raises(RetrainError, match="line 2 is not a JSON object"):
+        read_texts(tmp_path / "list.jsonl")
+    with pytest.raises(RetrainError, match=r"expected a \.txt"):
+        read_texts(tmp_path / "x.parquet")
+    with pytest.raises(RetrainError, match="not found"):
+        read_texts(tmp_path / "missing.txt")
 
 
 def _split_zip(tmp_path: Path, files: dict[str, bytes], parts: int) -> list[Path]:
