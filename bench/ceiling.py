@@ -22,6 +22,15 @@ def scoring_rate(classifier: Any, texts: Sequence[str], batch_size: int) -> floa
     return len(texts) / (time.perf_counter() - started)
 
 
+def pool_rate(pool: Any, models: Sequence[Any], texts: Sequence[str], batch_size: int) -> float:
+    """Texts per second through every one of ``models`` (each text scored by all of them)
+    as the worker schedules a batch: :meth:`models.pool.InferencePool.predict`."""
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        pool.predict(models, texts[start : start + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
 def measure_ceiling(
     registry_root: Path,
     workloads: Sequence[tuple[str, str, Sequence[str]]],

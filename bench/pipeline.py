@@ -14,9 +14,10 @@ from bench.cluster import BenchError
 from bench.kafka_io import Collector, message_record, news_record, produce_all, produce_paced
 from bench.machine import load_average
 from bench.profile import Profiler
-from bench.rounds import RoundPlan, saturation_rounds, scaling_row
+from bench.rounds import CeilingModels, RoundPlan, saturation_rounds, scaling_row
 from bench.stats import latency_ms, output_rate
 from bench.worker import Worker, private_settings
+from models.pool import InferencePool
 from models.registry import Registry
 from streams.edges.security import kafka_python_config
 from streams.settings import Settings
@@ -185,14 +186,19 @@ def _rounds(
 ) -> dict[str, Any]:
     """Interleaved ceiling and saturation rounds against the running worker."""
     reg = Registry(registry)
-    threads = worker.settings.inference_threads
-    classifiers = {task: reg.load(task, threads=threads) for task in ("intent", "sentiment")}
-    for classifier in classifiers.values():
+    s = worker.settings
+    tasks = ("intent", "sentiment")
+    models = CeilingModels(
+        pool=InferencePool(s.parallel_calls()),
+        parallel={task: reg.load(task, threads=s.session_threads()) for task in tasks},
+        serial={task: reg.load(task, threads=0) for task in tasks},
+    )
+    for classifier in [*models.parallel.values(), *models.serial.values()]:
         classifier.warmup()
     return saturation_rounds(
         worker,
         collector,
-        classifiers,
+        models,
         texts.messages,
         texts.news,
         RoundPlan(plan.rounds, plan.window_s, plan.batch_size),

@@ -75,6 +75,14 @@ def _main_table(results: dict[str, Any]) -> Table:
             _f(c["ceiling_news_per_s"]),
             f"{_spread(rounds['ceiling_news_per_s'])}, 1 model per item, interleaved",
         )
+        if "serial_ceiling_messages_per_s" in rounds:
+            for name, key in (("messages", "messages"), ("news", "news")):
+                serial = rounds[f"serial_ceiling_{key}_per_s"]
+                table.add_row(
+                    f"serial ceiling {name}/s",
+                    _f(serial["median"]),
+                    f"{_spread(serial)}, one call at a time, ONNX Runtime's own threads",
+                )
     else:
         table.add_row("messages/s (tickets.routed)", _f(p["messages"]["steady_per_s"]), cfg)
         table.add_row("news/s (news.scored)", _f(p["news"]["steady_per_s"]), cfg)
@@ -153,6 +161,27 @@ def _sweep_table(results: dict[str, Any]) -> Table:
     return table
 
 
+CPU_PARTS = {
+    "worker_inference": "worker: inference threads",
+    "worker_loop_and_clients": "worker: event loop, Faust, Kafka clients",
+    "bench_clients": "bench: load generator and collector",
+    "broker_and_rest": "broker and everything else",
+    "idle": "idle",
+}
+
+
+def _cpu_table(cpu: dict[str, Any], cores: int) -> Table:
+    table = Table(title=f"Where the {cores} cores went during the saturation floods (/proc)")
+    table.add_column("part")
+    for path in cpu:
+        table.add_column(f"{path}: cores, median (min-max)", justify="right")
+    for part, label in CPU_PARTS.items():
+        table.add_row(
+            label, *(f"{_f(cpu[p][part]['median'], 2)} {_spread(cpu[p][part], 2)}" for p in cpu)
+        )
+    return table
+
+
 def _profile_table(profile: dict[str, Any]) -> Table:
     title = f"Profile (py-spy, {profile['duration_s']:.0f}s at {profile['rate_hz']} Hz)"
     table = Table(title=title)
@@ -177,6 +206,9 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     console.print(_ceiling_table(results))
     console.print(_main_table(results))
     console.print(f"like with like: {results['comparison']['basis']}")
+    cpu = (results["pipeline"].get("rounds") or {}).get("cpu")
+    if cpu:
+        console.print(_cpu_table(cpu, m["usable_cores"]))
     console.print(_sweep_table(results))
     profile = results.get("profile") or {}
     if profile.get("components_cpu_s"):

@@ -21,8 +21,9 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 
-from bench.ceiling import scoring_rate
+from bench.ceiling import pool_rate, scoring_rate
 from bench.cluster import BenchError
+from bench.cpu import CpuSplit
 from bench.kafka_io import Collector, message_record, news_record, produce_all
 from bench.machine import load_average
 from bench.stats import combined_rate, output_rate
@@ -30,6 +31,19 @@ from bench.worker import Worker
 from streams.edges.security import kafka_python_config
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CeilingModels:
+    """The serving models as the ceiling scores them, in this process."""
+
+    pool: Any
+    """The worker's scheduling: :class:`models.pool.InferencePool` with its call count."""
+    parallel: dict[str, Any]
+    """Classifiers opened as the worker opens them (its intra-op threads)."""
+    serial: dict[str, Any]
+    """Classifiers with ONNX Runtime's own thread count, scored one call at a time: the
+    ceiling as the bench measured it before the inference pool (2026-12-06)."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,11 @@ def _flood(
     topic_in: str,
     topic_out: str,
     records: list[tuple[str, bytes, bytes]],
-) -> dict[str, float]:
-    """Produce ``records`` as fast as the client goes; the worker's output rate."""
+) -> dict[str, Any]:
+    """Produce ``records`` as fast as the client goes; the worker's output rate, and where
+    the machine's CPU went meanwhile (:mod:`bench.cpu`)."""
     settings = worker.settings
+    cpu = CpuSplit.start(worker.pid)
     produce_all(
         settings.kafka_bootstrap,
         kafka_python_config(settings),
@@ -75,13 +91,13 @@ def _flood(
     got = collector.wait_for(topic_out, ids, timeout, worker.check)
     if len(got) < 2:
         raise BenchError(f"only {len(got)} of {len(ids)} outputs on {topic_out} in {timeout:.0f}s")
-    return output_rate(list(got.values()), len(ids))
+    return {**output_rate(list(got.values()), len(ids)), "cpu": cpu.finish(len(ids))}
 
 
 def saturation_rounds(
     worker: Worker,
     collector: Collector,
-    classifiers: dict[str, Any],
+    models: CeilingModels,
     messages: Sequence[str],
     news: Sequence[str],
     plan: RoundPlan,
@@ -93,10 +109,16 @@ def saturation_rounds(
     rng = random.Random(23)
     for r in range(plan.repeats):
         load_start = load_average()
-        intent = scoring_rate(classifiers["intent"], ceiling_texts[0], plan.batch_size)
-        sentiment_msgs = scoring_rate(classifiers["sentiment"], ceiling_texts[0], plan.batch_size)
-        ceiling_news = scoring_rate(classifiers["sentiment"], ceiling_texts[1], plan.batch_size)
-        ceiling_messages = combined_rate(intent, sentiment_msgs)
+        both = [models.parallel["intent"], models.parallel["sentiment"]]
+        ceiling_messages = pool_rate(models.pool, both, ceiling_texts[0], plan.batch_size)
+        ceiling_news = pool_rate(
+            models.pool, [models.parallel["sentiment"]], ceiling_texts[1], plan.batch_size
+        )
+        serial_messages = combined_rate(
+            scoring_rate(models.serial["intent"], ceiling_texts[0], plan.batch_size),
+            scoring_rate(models.serial["sentiment"], ceiling_texts[0], plan.batch_size),
+        )
+        serial_news = scoring_rate(models.serial["sentiment"], ceiling_texts[1], plan.batch_size)
         n_msgs = max(plan.min_records, math.ceil(ceiling_messages * plan.window_s))
         n_news = max(plan.min_records, math.ceil(ceiling_news * plan.window_s))
         msgs = _flood(
@@ -120,6 +142,8 @@ def saturation_rounds(
             "round": r,
             "ceiling_messages_per_s": ceiling_messages,
             "ceiling_news_per_s": ceiling_news,
+            "serial_ceiling_messages_per_s": serial_messages,
+            "serial_ceiling_news_per_s": serial_news,
             "messages": msgs,
             "news": items,
             "messages_vs_ceiling": msgs["steady_per_s"] / ceiling_messages,
@@ -148,8 +172,25 @@ def saturation_rounds(
         "news_per_s": spread([r["news"]["steady_per_s"] for r in rows]),
         "ceiling_messages_per_s": spread([r["ceiling_messages_per_s"] for r in rows]),
         "ceiling_news_per_s": spread([r["ceiling_news_per_s"] for r in rows]),
+        "serial_ceiling_messages_per_s": spread([r["serial_ceiling_messages_per_s"] for r in rows]),
+        "serial_ceiling_news_per_s": spread([r["serial_ceiling_news_per_s"] for r in rows]),
+        "messages_vs_serial_ceiling": spread(
+            [r["messages"]["steady_per_s"] / r["serial_ceiling_messages_per_s"] for r in rows]
+        ),
+        "news_vs_serial_ceiling": spread(
+            [r["news"]["steady_per_s"] / r["serial_ceiling_news_per_s"] for r in rows]
+        ),
         "messages_vs_ceiling": spread([r["messages_vs_ceiling"] for r in rows]),
         "news_vs_ceiling": spread([r["news_vs_ceiling"] for r in rows]),
+        "cpu": {
+            path: {
+                part: spread([r[path]["cpu"]["cores"][part] for r in rows])
+                for part in rows[0][path]["cpu"]["cores"]
+            }
+            for path in ("messages", "news")
+        }
+        if rows
+        else {},
         "messages_window_s": spread([r["messages"]["duration_s"] for r in rows]),
         "news_window_s": spread([r["news"]["duration_s"] for r in rows]),
     }

@@ -39,7 +39,7 @@ def _texts(data_dir: Path) -> Texts:
     return Texts(messages=messages, news=news)
 
 
-def _models(registry_root: Path, threads: int) -> dict[str, Any]:
+def _models(registry_root: Path, threads: int, calls: int) -> dict[str, Any]:
     registry = Registry(registry_root)
     served = registry.load("intent", threads=threads)
     tasks = {}
@@ -55,6 +55,7 @@ def _models(registry_root: Path, threads: int) -> dict[str, Any]:
         "served_file": served.model_file,
         "provider": served.provider,
         "inference_threads": threads,
+        "inference_calls": calls,
         "tasks": tasks,
     }
 
@@ -79,7 +80,7 @@ def run_bench(
         registry = prepare_registry(
             registry_root, settings.data_dir, quick=config.mode == "quick", scratch=scratch / "reg"
         )
-        results["models"] = _models(registry, settings.inference_threads)
+        results["models"] = _models(registry, settings.session_threads(), settings.parallel_calls())
         texts = _texts(settings.data_dir)
         sweep_sizes = {size for size, _, _ in config.sweep}
         n = config.ceiling_texts

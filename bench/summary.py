@@ -51,6 +51,14 @@ def compare(results: dict[str, Any]) -> dict[str, Any]:
     ratios = {
         "messages_vs_ceiling": vs_messages,
         "news_vs_ceiling": vs_news,
+        **(
+            {
+                "messages_vs_serial_ceiling": rounds["messages_vs_serial_ceiling"]["median"],
+                "news_vs_serial_ceiling": rounds["news_vs_serial_ceiling"]["median"],
+            }
+            if rounds and "messages_vs_serial_ceiling" in rounds
+            else {}
+        ),
         "messages_vs_naive": _ratio(messages, naive_messages),
         "news_vs_naive": _ratio(news, naive_news),
     }

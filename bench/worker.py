@@ -31,6 +31,7 @@ def private_settings(
         "feedback_db_url": f"sqlite:///{(workdir / 'feedback.db').resolve()}",
         "topic_partitions": str(base.topic_partitions),
         "inference_threads": str(base.inference_threads),
+        "inference_calls": str(base.inference_calls),
         "data_dir": str(base.data_dir),
         "log_level": "WARNING",
         **{
@@ -55,6 +56,7 @@ def _env_args(settings: Settings, metrics_port: int) -> list[str]:
         "feedback_db_url",
         "topic_partitions",
         "inference_threads",
+        "inference_calls",
         "data_dir",
         "log_level",
         "batch_size",

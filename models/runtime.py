@@ -127,11 +127,21 @@ def session_logits(
     (nothing is padded). fp32 results are batch-invariant (to ~1e-6) and run batched.
     """
     out = np.zeros((len(texts), n_labels), dtype=np.float32)
-    step = 1 if per_text else max_batch
-    for start in range(0, len(texts), step):
-        ids, mask = encoder.encode(texts[start : start + step])
+    if per_text:
+        # one tokenizer call for the batch; each text then runs unpadded, exactly as if
+        # it had been encoded alone (its first ``length`` tokens)
+        ids, mask = encoder.encode(texts)
+        for row, length in enumerate(mask.sum(axis=1).tolist()):
+            feed = {
+                "input_ids": ids[row : row + 1, :length],
+                "attention_mask": mask[row : row + 1, :length],
+            }
+            out[row] = session.run(["logits"], feed)[0][0]
+        return out
+    for start in range(0, len(texts), max_batch):
+        ids, mask = encoder.encode(texts[start : start + max_batch])
         logits = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-        out[start : start + step] = logits
+        out[start : start + max_batch] = logits
     return out
 
 

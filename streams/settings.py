@@ -8,6 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.pool import available_cores
 from streams.errors import ConfigurationError
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -110,10 +111,32 @@ class Settings(BaseSettings):
             " batch; false: every scored message goes through messages.scored and the router."
         ),
     )
+    producer_linger_s: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description=(
+            "How long the worker's producer holds a record for more to the same partition"
+            " (seconds): a batch's outputs leave in a few requests instead of one each."
+        ),
+    )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of created topics.")
     app_id: str = Field(default="streamsense", description="Faust app id (consumer group).")
+    inference_calls: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Model calls a batch runs at once, each on a share of its texts"
+            " (models.pool); 0 = one per CPU core."
+        ),
+    )
     inference_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = auto."
+        default=0,
+        ge=0,
+        description=(
+            "ONNX Runtime intra-op threads per call; 0 = 1 when calls run in parallel,"
+            " else ONNX Runtime's own choice."
+        ),
     )
     log_level: str = Field(default="INFO", description="Logging level.")
     scheduler_metrics_port: int = Field(
@@ -364,6 +387,16 @@ class Settings(BaseSettings):
             self.topic_models_control,
             *[self.dlq_topic(t) for t in [*inputs, *internal]],
         ]
+
+    def parallel_calls(self) -> int:
+        """Model calls a batch runs at once (``inference_calls``, or one per core)."""
+        return self.inference_calls or available_cores()
+
+    def session_threads(self) -> int:
+        """Intra-op threads of every session this process opens (0: ONNX Runtime's choice)."""
+        if self.inference_threads:
+            return self.inference_threads
+        return 1 if self.parallel_calls() > 1 else 0
 
     def resolved_state_dir(self) -> Path:
         """The state directory as an absolute path, created if missing."""

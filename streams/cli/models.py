@@ -216,7 +216,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         settings = get_settings()
         with one_line_errors():
             classifier = Registry(settings.registry_dir).load(
-                task, version, threads=settings.inference_threads, precision=precision
+                task, version, threads=settings.session_threads(), precision=precision
             )
             columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:
@@ -412,7 +412,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
                 task,
                 version,
                 settings.data_dir,
-                threads=settings.inference_threads,
+                threads=settings.session_threads(),
                 rebuild=rebuild,
             )
         control = reference.control or {}

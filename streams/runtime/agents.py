@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from models.pool import InferencePool
 from models.prediction import Prediction
 from models.runtime import Classifier
 from retrain.rows import ShadowRow
@@ -112,7 +113,8 @@ class Collaborators:
     topics: Topics
     sentiment: ModelSlot
     intent: ModelSlot
-    executor: Executor
+    inference: InferencePool
+    """Runs the batches' model calls in parallel (:mod:`models.pool`)."""
     dictionary: CompanyDictionary
     routing: RoutingTable
     actions: ActionCatalog
@@ -161,17 +163,22 @@ async def decode_batch(
     return valid
 
 
-async def _predict(c: Collaborators, classifier: Classifier, texts: list[str]) -> list[Prediction]:
-    loop = asyncio.get_running_loop()
+async def _predict(
+    c: Collaborators, classifiers: Sequence[Classifier], texts: list[str]
+) -> list[list[Prediction]]:
+    """Every classifier's predictions of ``texts`` (one list each), their calls run in
+    parallel on the inference pool; each task's inference time is the batch's."""
     started = time.perf_counter()
-    preds = await loop.run_in_executor(c.executor, classifier.predict, texts)
-    c.metrics.inference_seconds.labels(classifier.task).observe(time.perf_counter() - started)
-    for pred in preds:
-        c.metrics.predictions.labels(classifier.task, pred.label).inc()
-        c.metrics.confidence.labels(classifier.task).observe(pred.confidence)
-    if c.drift is not None:
-        c.drift.observe(classifier, texts, preds)
-    return preds
+    columns = await c.inference.predict_async(classifiers, texts)
+    elapsed = time.perf_counter() - started
+    for classifier, preds in zip(classifiers, columns, strict=True):
+        c.metrics.inference_seconds.labels(classifier.task).observe(elapsed)
+        for pred in preds:
+            c.metrics.predictions.labels(classifier.task, pred.label).inc()
+            c.metrics.confidence.labels(classifier.task).observe(pred.confidence)
+        if c.drift is not None:
+            c.drift.observe(classifier, texts, preds)
+    return columns
 
 
 def observe_latency(c: Collaborators, topic: str, event_time: datetime) -> None:
@@ -247,7 +254,7 @@ async def _score_group(
         if c.faults.point:
             segfault_if_marked(c.faults, texts)
         try:
-            batch = [await _predict(c, model, texts) for model in classifiers]
+            batch = await _predict(c, classifiers, texts)
         except Exception:
             logger.exception("batch inference failed; retrying item by item")
         else:
@@ -258,7 +265,7 @@ async def _score_group(
         columns: list[list[Prediction]] = [[] for _ in classifiers]
         for (event, record), text in zip(pairs, texts, strict=True):
             try:
-                row = [(await _predict(c, model, [text]))[0] for model in classifiers]
+                row = [column[0] for column in await _predict(c, classifiers, [text])]
             except Exception as exc:
                 versions = ",".join(m.version for m in classifiers)
                 error = InvalidRecordError("inference_error", f"{versions}: {type(exc).__name__}")
@@ -288,7 +295,7 @@ async def _score_in_shadow(
         return
     loop = asyncio.get_running_loop()
     try:
-        shadow_preds = await loop.run_in_executor(c.executor, shadow.predict, texts)
+        (shadow_preds,) = await c.inference.predict_async([shadow], texts)
     except Exception as exc:
         if slot.shadow is shadow:
             slot.set_shadow(None)

@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 
+from models.pool import InferencePool
 from models.registry import Registry
 from retrain.store import FeedbackStore
 from streams.core.intent_monitor import IntentParams
@@ -128,13 +129,14 @@ def build_app(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        producer_linger=settings.producer_linger_s,
         # a crashed worker's partitions move on after 10 s, not Faust's default minute
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
     topics = build_topics(app, settings)
     slots = {
-        task: ModelSlot(registry.load(task, threads=settings.inference_threads)) for task in TASKS
+        task: ModelSlot(registry.load(task, threads=settings.session_threads())) for task in TASKS
     }
     metrics.prime(
         TASKS,
@@ -151,7 +153,7 @@ def build_app(
         topics=topics,
         sentiment=slots["sentiment"],
         intent=slots["intent"],
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference"),
+        inference=InferencePool(settings.parallel_calls()),
         dictionary=CompanyDictionary.load(config / "companies.toml"),
         routing=RoutingTable.load(config / "routing.toml"),
         actions=ActionCatalog.load(config / "actions.toml"),

@@ -68,7 +68,7 @@ class ModelSwapper:
         self._lock = asyncio.Lock()
 
     def _load(self, task: str, version: str) -> Any:
-        classifier = self.registry.load(task, version, threads=self.settings.inference_threads)
+        classifier = self.registry.load(task, version, threads=self.settings.session_threads())
         classifier.warmup()
         return classifier
 

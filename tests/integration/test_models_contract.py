@@ -17,6 +17,7 @@ from models.exceptions import TamperedArtifactError
 from models.export import LOGIT_TOLERANCE
 from models.network import MeanPoolClassifier
 from models.pipeline import ensure_models
+from models.pool import InferencePool
 from models.registry import Registry
 from models.runtime import Classifier
 from models.tokenizer import TextEncoder
@@ -291,3 +292,16 @@ def test_score_refuses_tampered_model_with_one_line(trained_registry: Path, tmp_
     assert result.returncode != 0
     assert "labels.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_inference_pool_scores_a_batch_as_one_call_does(trained_registry: Path) -> None:
+    """Both models of a batch, each split over two parallel calls: the same predictions, in
+    the same order, as one call per model (the int8 model scores each text alone)."""
+    registry = Registry(trained_registry)
+    models = [registry.load(task, threads=1) for task in ("intent", "sentiment")]
+    texts = [*heldout_texts("intent", 24), "", "x" * 3000, *heldout_texts("sentiment", 13)]
+    pool = InferencePool(2)
+    try:
+        assert pool.predict(models, texts) == [model.predict(texts) for model in models]
+    finally:
+        pool.shutdown()

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from models.pool import InferencePool
 from models.prediction import Prediction
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
@@ -185,7 +185,7 @@ def _world(faults_point: faults.FaultPoint = "", batch_size: int = 1) -> World:
         topics=Topics(**topics),  # type: ignore[arg-type]
         sentiment=None,  # type: ignore[arg-type]
         intent=None,  # type: ignore[arg-type]
-        executor=None,  # type: ignore[arg-type]
+        inference=InferencePool(2),
         dictionary=CompanyDictionary({}),
         routing=RoutingTable.load(CONFIG / "routing.toml"),
         actions=ActionCatalog.load(CONFIG / "actions.toml"),
@@ -451,6 +451,7 @@ class FakeClassifier:
     task: str
     label: str
     version: str = "v1"
+    provider: str = "CPUExecutionProvider"
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         other = "neutral" if self.label != "neutral" else "positive"
@@ -476,9 +477,7 @@ def test_the_message_scorer_routes_messages_keyed_by_their_customer_in_its_batch
     world = _scorer_world(route_in_scorer=True)
     batch = [_raw_message(n, f"c{n % 2}", f"c{n % 2}".encode()) for n in range(4)]
     batch.append(_raw_message(4, "c9", b"not-the-customer"))  # repartitioned via the router
-    with ThreadPoolExecutor(1) as executor:
-        world.collab.executor = executor
-        world.run(make_message_scorer(world.collab, world.table), batch)
+    world.run(make_message_scorer(world.collab, world.table), batch)
     assert world.sent("tickets_routed") == world.sent("recommendations") == 4
     assert world.sent("messages_scored") == 1
     # each customer's history counts both of its messages, written after every confirm
@@ -491,8 +490,6 @@ def test_the_message_scorer_routes_messages_keyed_by_their_customer_in_its_batch
 def test_without_routing_in_the_scorer_every_message_goes_to_messages_scored() -> None:
     world = _scorer_world(route_in_scorer=False)
     batch = [_raw_message(n, "c1", b"c1") for n in range(3)]
-    with ThreadPoolExecutor(1) as executor:
-        world.collab.executor = executor
-        world.run(make_message_scorer(world.collab, world.table), batch)
+    world.run(make_message_scorer(world.collab, world.table), batch)
     assert world.sent("messages_scored") == 3 and world.sent("tickets_routed") == 0
     assert not any(e[0] == "write" for e in world.log)
