@@ -127,6 +127,8 @@ def session_logits(
     (nothing is padded). fp32 results are batch-invariant (to ~1e-6) and run batched.
     """
     out = np.zeros((len(texts), n_labels), dtype=np.float32)
+    if not texts:
+        return out
     if per_text:
         # one tokenizer call for the batch; each text then runs unpadded, exactly as if
         # it had been encoded alone (its first ``length`` tokens)
