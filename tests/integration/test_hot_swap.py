@@ -111,7 +111,9 @@ def test_promotion_and_rollback_swap_running_workers_without_loss(
         assert agreements is not None and 0 < agreements <= shadowed
         assert all(r["model_version"] == champion for r in scored.records[:in_shadow])
         # labels arrive for the latest items: both models are judged on the same items
-        labelled = [r["id"] for r in scored.records[in_shadow - 60 : in_shadow]]
+        # (one label per item: an item about several tickers is on news.scored once per
+        # ticker, and two labels of one item are two verdicts but one labelled pair)
+        labelled = list(dict.fromkeys(r["id"] for r in scored.records[in_shadow - 60 : in_shadow]))
         produce(pipe.bootstrap, s.topic_feedback, [_label(i, truth[i]) for i in labelled])
         while (
             metric_value(port, "streamsense_shadow_online_judged_total", task="sentiment") or 0
