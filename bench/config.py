@@ -41,6 +41,9 @@ class BenchConfig:
     shadow_messages: int = 0
     """Messages (and a quarter as many news items) through a worker with a copy of each
     production version in shadow, at the headline point (0: no shadow row)."""
+    variants: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """(label, settings overrides) of further points at the headline's batching, measured
+    like sweep points: what each default adds, in the same run."""
 
 
 FULL = BenchConfig(
@@ -60,6 +63,10 @@ FULL = BenchConfig(
     window_s=10.0,
     scaling_messages=3000,
     shadow_messages=600,
+    variants=(
+        ("one model call at a time", (("inference_calls", "1"),)),
+        ("no producer linger", (("producer_linger_s", "0"),)),
+    ),
 )
 
 QUICK = BenchConfig(

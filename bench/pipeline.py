@@ -85,8 +85,10 @@ def run_point(
     workdir: Path,
     texts: Texts,
     plan: PointPlan,
+    overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Start one worker with the plan's batching, measure, stop it; return the results."""
+    """Start one worker with the plan's batching (and any other ``overrides`` of its
+    settings), measure, stop it; return the results."""
     settings = private_settings(
         base,
         bootstrap,
@@ -95,6 +97,7 @@ def run_point(
         batch_size=str(plan.batch_size),
         batch_max_wait_s=str(plan.max_wait_s),
         latency_target_s=str(plan.latency_target_s),
+        **(overrides or {}),
     )
     tag = f"bs{plan.batch_size}-w{plan.max_wait_s:g}-t{plan.latency_target_s:g}"
     rng = random.Random(7)
@@ -115,6 +118,7 @@ def run_point(
         "batch_size": plan.batch_size,
         "max_wait_s": plan.max_wait_s,
         "latency_target_s": plan.latency_target_s,
+        "overrides": dict(overrides or {}),
         "load_average_start": load_average(),
     }
     try:

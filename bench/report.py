@@ -129,8 +129,11 @@ def _main_table(results: dict[str, Any]) -> Table:
 
 
 def _sweep_table(results: dict[str, Any]) -> Table:
-    table = Table(title="Sweep: the defaults, the adaptive close, other batch size x wait")
+    table = Table(
+        title="Sweep: the defaults, the adaptive close, other batch size x wait, variants"
+    )
     names = (
+        "variant",
         "batch",
         "wait s",
         "target s",
@@ -144,9 +147,10 @@ def _sweep_table(results: dict[str, Any]) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("load (1 min) start → end", justify="right")
-    for point in results["sweep"]:
+    for index, point in enumerate(results["sweep"]):
         lat = point["latency"]
         table.add_row(
+            point.get("variant", "the defaults" if index == 0 else ""),
             str(point["batch_size"]),
             f"{point['max_wait_s']:g}",
             f"{point.get('latency_target_s') or 0:g}",

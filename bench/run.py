@@ -177,6 +177,25 @@ def _pipeline(
                 _follow_up(config, batch, wait, target, config.sweep_messages, 0, common),
             )
         )
+    for index, (label, overrides) in enumerate(config.variants, start=len(points)):
+        point = run_point(
+            settings,
+            bootstrap,
+            registry,
+            scratch / f"point-{index}",
+            texts,
+            _follow_up(
+                config,
+                int(headline["batch_size"]),
+                float(headline["max_wait_s"]),
+                float(headline["latency_target_s"]),
+                config.sweep_messages,
+                0,
+                common,
+            ),
+            dict(overrides),
+        )
+        points.append({**point, "variant": label})
     return points
 
 

@@ -57,6 +57,7 @@ def _env_args(settings: Settings, metrics_port: int) -> list[str]:
         "topic_partitions",
         "inference_threads",
         "inference_calls",
+        "producer_linger_s",
         "data_dir",
         "log_level",
         "batch_size",
