@@ -65,7 +65,7 @@ FULL = BenchConfig(
     shadow_messages=600,
     variants=(
         ("one model call at a time", (("inference_calls", "1"),)),
-        ("no producer linger", (("producer_linger_s", "0"),)),
+        ("producer linger 5 ms", (("producer_linger_s", "0.005"),)),
     ),
 )
 
