@@ -155,3 +155,44 @@ class Collector:
         self._stop.set()
         self._thread.join(timeout=10)
         self._consumer.close()
+
+
+def group_lag(
+    bootstrap: str, security: Mapping[str, Any], group: str, topics: Sequence[str]
+) -> int:
+    """Records of ``topics`` that consumer group ``group`` has not committed yet (read like
+    the worker's own lag reporter: the group's committed offsets, never joining it)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **security
+    )
+    try:
+        partitions = [
+            KafkaTP(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def wait_drained(
+    bootstrap: str,
+    security: Mapping[str, Any],
+    group: str,
+    topics: Sequence[str],
+    timeout_s: float,
+    check: Callable[[], None],
+) -> float:
+    """Wait until ``group`` has committed every record of ``topics`` (twice in a row, a
+    second apart); return the seconds it took (the timeout when it never did)."""
+    started = time.monotonic()
+    clean = 0
+    while time.monotonic() - started < timeout_s:
+        check()
+        clean = clean + 1 if group_lag(bootstrap, security, group, topics) == 0 else 0
+        if clean >= 2:
+            break
+        time.sleep(1.0)
+    return time.monotonic() - started

@@ -16,7 +16,7 @@ from bench.machine import load_average
 from bench.profile import Profiler
 from bench.rounds import CeilingModels, RoundPlan, saturation_rounds, scaling_row
 from bench.stats import latency_ms, output_rate
-from bench.worker import Worker, private_settings
+from bench.worker import Worker, drain, private_settings
 from models.pool import InferencePool
 from models.registry import Registry
 from streams.edges.security import kafka_python_config
@@ -149,6 +149,9 @@ def run_point(
                 worker, collector, settings.topic_news_raw, settings.topic_news_scored, news
             )
             logger.info("%s: news %.1f/s", tag, result["news"]["steady_per_s"])
+        # downstream agents (monitors, sinks) still working through the floods would
+        # compete with the paced run: start it with every consumed topic committed
+        result["drain_before_latency_s"] = drain(worker)
         rate = plan.latency_rate or result["messages"]["steady_per_s"] * plan.load_fraction
         sent = produce_paced(
             bootstrap,

@@ -96,6 +96,12 @@ def _main_table(results: dict[str, Any]) -> Table:
         spread = _spread(rounds[name], 3) if rounds and name in rounds else ""
         table.add_row(f"ratio {name.replace('_vs_', ' / ')}", _f(value, 3), spread)
     load = f"paced at {_f(lat['offered_per_s'])}/s, {int(lat['received'])}/{int(lat['sent'])} back"
+    if "drain_before_latency_s" in p:
+        table.add_row(
+            "drain before the latency run s",
+            _f(p["drain_before_latency_s"]),
+            "until the worker committed all it consumes (monitors and sinks caught up)",
+        )
     table.add_row("latency p50 ms", _f(lat["p50_ms"]), load)
     table.add_row("latency p95 ms", _f(lat["p95_ms"]), "produce → received from tickets.routed")
     table.add_row("latency p99 ms", _f(lat["p99_ms"]), "")

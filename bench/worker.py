@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cluster import BenchError
+from bench.kafka_io import wait_drained
 from deploy.broker import free_port
-from streams.edges.security import SECURITY_FIELDS
+from streams.edges.security import SECURITY_FIELDS, kafka_python_config
 from streams.edges.topics import ensure_topics
 from streams.settings import Settings
 
@@ -129,3 +130,30 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def consumed_topics(settings: Settings) -> list[str]:
+    """Every topic a worker's agents consume."""
+    s = settings
+    return [
+        s.topic_messages_raw,
+        s.topic_news_raw,
+        s.topic_messages_scored,
+        s.topic_news_scored,
+        s.topic_tickets_routed,
+        s.topic_feedback,
+    ]
+
+
+def drain(worker: Worker, timeout_s: float = 300.0) -> float:
+    """Wait until the worker has committed everything it consumes (its downstream agents
+    too: monitors and sinks catch up after a flood); return the seconds waited."""
+    s = worker.settings
+    return wait_drained(
+        s.kafka_bootstrap,
+        kafka_python_config(s),
+        s.app_id,
+        consumed_topics(s),
+        timeout_s,
+        worker.check,
+    )
