@@ -469,3 +469,28 @@ def test_the_key_of_a_scored_item_must_be_one_of_its_tickers() -> None:
         with pytest.raises(InvalidRecordError) as caught:
             ticker_of(key, _scored_item(tickers))
         assert caught.value.reason == "invalid_key"
+
+
+def test_the_intent_window_is_the_sorted_and_trimmed_one_whatever_the_arrival_order() -> None:
+    """The window kept by insertion and bisection is exactly the window re-sorted and
+    re-filtered from scratch after every message: late, shuffled and duplicate messages,
+    with ties in time, past the item cap."""
+    params = IntentParams(max_window_items=100)
+    rng = random.Random(3)
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    state: IntentState | None = None
+    expected: list[tuple[str, float]] = []
+    watermark: float | None = None
+    span = params.window.total_seconds()
+    for n in range(600):
+        at = start + timedelta(seconds=rng.choice([n, n, n - 200, n - 400]) * 0.9)
+        event = IntentEvent("card_arrival", f"m{rng.randrange(400)}", at, "i1")
+        late = intent_late(state, event, params)
+        state, _ = update_intent(state, event, params, now=start + timedelta(hours=2))
+        t = at.timestamp()
+        if late or any(i == event.id for i, _ in expected):
+            continue
+        watermark = t if watermark is None else max(watermark, t)
+        expected = sorted([*expected, (event.id, t)], key=lambda i: (i[1], i[0]))
+        expected = [i for i in expected if i[1] > watermark - span][-params.max_window_items :]
+        assert list(state.items) == expected, n
