@@ -184,15 +184,7 @@ def _pipeline(
             registry,
             scratch / f"point-{index}",
             texts,
-            _follow_up(
-                config,
-                int(headline["batch_size"]),
-                float(headline["max_wait_s"]),
-                float(headline["latency_target_s"]),
-                config.sweep_messages,
-                0,
-                common,
-            ),
+            _headline_again(config, headline, config.sweep_messages, 0),
             dict(overrides),
         )
         points.append({**point, "variant": label})
@@ -223,6 +215,21 @@ def _follow_up(
     )
 
 
+def _headline_again(
+    config: BenchConfig, headline: dict[str, Any], messages: int, news: int
+) -> PointPlan:
+    """The headline point's batching measured again (one backlog each, latency at its pace)."""
+    return _follow_up(
+        config,
+        int(headline["batch_size"]),
+        float(headline["max_wait_s"]),
+        float(headline["latency_target_s"]),
+        messages,
+        news,
+        float(headline["latency"]["offered_per_s"]),
+    )
+
+
 def _shadow_point(
     config: BenchConfig,
     settings: Settings,
@@ -241,15 +248,7 @@ def _shadow_point(
         scratch / "shadow-registry",
         scratch / "shadow",
         texts,
-        _follow_up(
-            config,
-            int(headline["batch_size"]),
-            float(headline["max_wait_s"]),
-            float(headline["latency_target_s"]),
-            config.shadow_messages,
-            config.shadow_messages // 4,
-            float(headline["latency"]["offered_per_s"]),
-        ),
+        _headline_again(config, headline, config.shadow_messages, config.shadow_messages // 4),
     )
     point["shadow_versions"] = shadows
     # what the worker stored of its shadow predictions: proof that it scored in shadow

@@ -86,6 +86,15 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
     rounds = pipeline["rounds"]
     assert len(rounds["rounds"]) == 1
     assert _positive(rounds["messages_vs_ceiling"]["median"])
+    assert _positive(rounds["messages_vs_serial_ceiling"]["median"])
+    assert results["models"]["inference_calls"] == machine["usable_cores"]
+    # the CPU split saw the worker's named inference threads work, and adds up to the cores
+    for path in ("messages", "news"):
+        cores = {part: v["median"] for part, v in rounds["cpu"][path].items()}
+        assert cores["worker_inference"] > 0 and cores["worker_loop_and_clients"] > 0
+        assert all(v >= 0 for v in cores.values())
+        assert sum(cores.values()) == pytest.approx(machine["usable_cores"], rel=0.25)
+    assert pipeline["drain_before_latency_s"] >= 0
     scaling = pipeline["scaling"]
     assert _positive(scaling["two_workers_per_s"]) and _positive(scaling["speedup"])
 
@@ -93,3 +102,18 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
     assert _positive(point["messages"]["steady_per_s"])
     assert _positive(point["latency"]["p95_ms"])
     assert results["profile"]["available"] and results["profile"]["components_cpu_s"]
+
+
+def test_the_scheduling_bench_prints_every_way_for_both_paths(trained_registry: Path) -> None:
+    args = ["--registry", str(trained_registry), "--texts", "8", "--rounds", "1", "--batch", "4"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.schedule", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [line for line in run.stdout.splitlines() if "texts/s" in line]
+    assert len(lines) == 7 and sum(line.startswith("news") for line in lines) == 3
+    assert all(float(line.split()[-6]) > 0 for line in lines), run.stdout
