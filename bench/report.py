@@ -218,7 +218,7 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     console.print(f"like with like: {results['comparison']['basis']}")
     cpu = (results["pipeline"].get("rounds") or {}).get("cpu")
     if cpu:
-        console.print(_cpu_table(cpu, m["usable_cores"]))
+        console.print(_cpu_table(cpu, m["logical_cores"]))
     console.print(_sweep_table(results))
     profile = results.get("profile") or {}
     if profile.get("components_cpu_s"):

@@ -93,7 +93,7 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
         cores = {part: v["median"] for part, v in rounds["cpu"][path].items()}
         assert cores["worker_inference"] > 0 and cores["worker_loop_and_clients"] > 0
         assert all(v >= 0 for v in cores.values())
-        assert sum(cores.values()) == pytest.approx(machine["usable_cores"], rel=0.25)
+        assert sum(cores.values()) == pytest.approx(machine["logical_cores"], rel=0.25)
     assert pipeline["drain_before_latency_s"] >= 0
     scaling = pipeline["scaling"]
     assert _positive(scaling["two_workers_per_s"]) and _positive(scaling["speedup"])
