@@ -69,15 +69,27 @@ def test_calls_run_at_once_on_named_threads_and_results_keep_the_batch_order() -
     assert len(model.threads) == 2
 
 
-def test_two_models_get_their_own_columns() -> None:
-    a, b = Echo(), Echo()
-    pool = InferencePool(3)
+def test_two_models_run_side_by_side_before_either_is_split() -> None:
+    barrier = threading.Barrier(2, timeout=10)
+    a, b = Echo(barrier=barrier), Echo(barrier=barrier)
+    pool = InferencePool(2)
     try:
         columns = pool.predict([a, b], ["p", "q", "r", "s"])
     finally:
         pool.shutdown()
     assert [[p.label for p in col] for col in columns] == [["p", "q", "r", "s"]] * 2
-    assert len(a.calls) == len(b.calls) == 3
+    assert a.calls == b.calls == [("p", "q", "r", "s")]  # one call each, at the same time
+
+
+def test_with_more_calls_than_models_each_model_is_split() -> None:
+    a, b = Echo(), Echo()
+    pool = InferencePool(4)
+    try:
+        columns = pool.predict([a, b], ["p", "q", "r", "s", "t"])
+    finally:
+        pool.shutdown()
+    assert [[p.label for p in col] for col in columns] == [["p", "q", "r", "s", "t"]] * 2
+    assert len(a.calls) == len(b.calls) == 2
 
 
 def test_a_gpu_model_gets_the_whole_batch_in_one_call() -> None:
