@@ -64,6 +64,9 @@ FULL = BenchConfig(
     scaling_messages=3000,
     shadow_messages=600,
     variants=(
+        # the headline's latency run follows the rounds and the profile; this one, on a
+        # fresh worker like every variant, is what the others compare with
+        ("the defaults, fresh worker", ()),
         ("one model call at a time", (("inference_calls", "1"),)),
         ("producer linger 5 ms", (("producer_linger_s", "0.005"),)),
     ),

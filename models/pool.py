@@ -1,15 +1,15 @@
 """Parallel inference: one batch's model calls spread over the machine's cores.
 
 A single short text is too small a piece of work for ONNX Runtime's intra-op threads: on
-2 cores, one call at a time with two intra-op threads scored 434 customer messages/s
-(both models) at 4.6 ms of CPU per message (the pool's threads spin between operators),
-and one intra-op thread 442/s at 2.4 ms. The same sessions with one intra-op thread each,
-called from two threads at once, each on half of a batch, scored 865/s
-(``python -m bench.schedule``). So a :class:`InferencePool` runs ``calls`` model calls at
-once (one per core by default), each on a contiguous share of the batch, on sessions
-opened with one intra-op thread. ``InferenceSession.run`` is thread-safe, and the int8
-model scores one text per call (batch invariance), so a split changes no result; a CUDA
-session gets the whole batch in one call.
+2 cores, one call at a time with two intra-op threads scored 455 customer messages/s (both
+models) at 4.3 ms of CPU per message (the pool's threads spin between operators), and one
+intra-op thread 510/s at 2.1 ms. The two models at once, each on its own thread with one
+intra-op thread, scored 874/s (``python -m bench.schedule``). So a :class:`InferencePool`
+runs ``calls`` model calls at once (one per core by default): the models of a batch side by
+side, and each model's texts split into contiguous shares when there are more cores than
+models, on sessions opened with one intra-op thread. ``InferenceSession.run`` is
+thread-safe, and the int8 model scores one text per call (batch invariance), so a split
+changes no result; a CUDA session gets the whole batch in one call.
 """
 
 from __future__ import annotations
