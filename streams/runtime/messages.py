@@ -42,8 +42,9 @@ HISTORY = "customer-history"
 
 
 def history_rows(table: Any) -> BatchRows[CustomerHistory]:
-    """The customer-history rows one batch reads and updates."""
-    return BatchRows(table, CustomerHistory.from_dict, HISTORY)
+    """The customer-history rows one batch reads and updates (a history is a few
+    contacts: parsed afresh for each batch)."""
+    return BatchRows(table, CustomerHistory.from_dict, CustomerHistory.to_dict, HISTORY)
 
 
 async def route(
@@ -77,7 +78,7 @@ async def route(
         return False
     await outbox.send(t.tickets_routed, outcome.ticket.intent.encode(), ticket)
     await outbox.send(t.recommendations, customer.encode(), recommendation)
-    rows.put(customer, outcome.history, outcome.history.to_dict(), event)
+    rows.put(customer, outcome.history, event)
     return True
 
 

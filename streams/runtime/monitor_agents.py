@@ -22,7 +22,7 @@ from streams.runtime.agents import Agent, Collaborators, batched, utcnow
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, changelog_flush
 from streams.runtime.intake import attempt, read_record
-from streams.runtime.tables import BatchRows
+from streams.runtime.tables import BatchRows, ParsedRows
 
 Raised = list[tuple[str, Alert, bytes]]
 """(subject key, alert, encoded alert) of a batch, in order."""
@@ -46,10 +46,11 @@ async def alerts_then_store(
 def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
     """news.scored (key ticker) → alerts on sharp sentiment drops and negative bursts."""
     t = c.topics
+    parsed: ParsedRows[TickerState] = ParsedRows()
 
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
-        rows = BatchRows(states, TickerState.from_dict, "ticker-state")
+        rows = BatchRows(states, TickerState.from_dict, TickerState.to_dict, "ticker-state", parsed)
         raised: Raised = []
         for event in events:
             message = event.message
@@ -67,12 +68,11 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
                     "update_ticker", update_ticker, state, news, c.ticker_params, now=utcnow()
                 )
                 values = [attempt("encode", encode, alert) for alert in alerts]
-                row = new_state.to_dict()
             except InvalidRecordError as exc:
                 await send_dead_letter(outbox, t.news_scored_dlq, message, exc)
                 rows.drop_if_unreadable(ticker, event, exc)
                 continue
-            rows.put(ticker, new_state, row, event)
+            rows.put(ticker, new_state, event)
             raised.extend((ticker, a, v) for a, v in zip(alerts, values, strict=True))
         await alerts_then_store(c, outbox, states, rows, raised)
 
@@ -82,10 +82,11 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
 def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
     """tickets.routed (key intent) → complaint-spike alerts."""
     t = c.topics
+    parsed: ParsedRows[IntentState] = ParsedRows()
 
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
-        rows = BatchRows(states, IntentState.from_dict, "intent-state")
+        rows = BatchRows(states, IntentState.from_dict, IntentState.to_dict, "intent-state", parsed)
         raised: Raised = []
         for event in events:
             message = event.message
@@ -102,12 +103,11 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
                     "update_intent", update_intent, state, routed, c.intent_params, now=utcnow()
                 )
                 values = [attempt("encode", encode, alert) for alert in alerts]
-                row = new_state.to_dict()
             except InvalidRecordError as exc:
                 await send_dead_letter(outbox, t.tickets_routed_dlq, message, exc)
                 rows.drop_if_unreadable(intent, event, exc)
                 continue
-            rows.put(intent, new_state, row, event)
+            rows.put(intent, new_state, event)
             raised.extend((intent, a, v) for a, v in zip(alerts, values, strict=True))
         await alerts_then_store(c, outbox, states, rows, raised)
 

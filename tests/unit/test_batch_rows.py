@@ -15,7 +15,8 @@ from typing import Any
 import faust
 import pytest
 
-from streams.runtime.tables import BatchRows, as_current
+from streams.errors import InvalidRecordError
+from streams.runtime.tables import BatchRows, ParsedRows, as_current
 
 
 def _in_a_batch(check: Callable[[Any, list[Any]], Any]) -> list[Any]:
@@ -97,12 +98,54 @@ class _Event:
 def test_a_batch_sees_its_own_updates_and_writes_only_on_write() -> None:
     table = _Table()
     table.update({"a": {"n": 1}})
-    rows = BatchRows(table, lambda raw: int(raw["n"]), "counts")
+    rows = BatchRows(table, lambda raw: int(raw["n"]), lambda n: {"n": n}, "counts")
     assert rows.get("a") == 1 and rows.get("b") is None
-    rows.put("a", 2, {"n": 2}, _Event(3))
-    rows.put("b", 7, {"n": 7}, _Event(1))
-    rows.put("a", 3, {"n": 3}, _Event(2))  # the same key again: the last record's partition
+    rows.put("a", 2, _Event(3))
+    rows.put("b", 7, _Event(1))
+    rows.put("a", 3, _Event(2))  # the same key again: the last record's partition
     assert rows.get("a") == 3 and table.writes == []
     rows.write()
     assert table.writes == [("a", 2), ("b", 1)]
     assert dict(table) == {"a": {"n": 3}, "b": {"n": 7}}
+
+
+def test_a_row_the_worker_wrote_is_not_parsed_again_but_a_recovered_one_is() -> None:
+    parses: list[Any] = []
+
+    def parse(raw: Any) -> int:
+        parses.append(raw)
+        return int(raw["n"])
+
+    table = _Table()
+    table.update({"a": {"n": 1}})
+    parsed: ParsedRows[int] = ParsedRows()
+    rows = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    assert rows.get("a") == 1 and len(parses) == 1
+    rows.put("a", 5, _Event(0))
+    rows.write()
+
+    following = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    assert following.get("a") == 5 and len(parses) == 1  # the row it wrote: known
+
+    dict.__setitem__(table, "a", {"n": 9})  # recovered from the changelog: a new object
+    again = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    assert again.get("a") == 9 and len(parses) == 2
+
+    dict.__setitem__(table, "b", {"n": "not a number"})
+    broken = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    with pytest.raises(InvalidRecordError) as caught:
+        broken.get("b")
+    broken.drop_if_unreadable("b", _Event(1), caught.value)
+    broken.write()
+    assert "b" not in table and broken.get("b") is None
+
+
+def test_parsed_rows_keep_the_most_recently_stored_keys() -> None:
+    parsed: ParsedRows[int] = ParsedRows(limit=2)
+    rows = [{"n": n} for n in range(3)]
+    for n, row in enumerate(rows):
+        parsed.store(f"k{n}", row, n)
+    assert len(parsed) == 2
+    assert parsed.lookup("k0", rows[0]) is None
+    assert parsed.lookup("k2", rows[2]) == 2
+    assert parsed.lookup("k2", {"n": 2}) is None  # an equal row, not the same one

@@ -333,6 +333,23 @@ def test_intent_state_round_trips_through_json_and_alert_ids_are_stable() -> Non
     assert direct and [a.alert_id for a in resumed] == [a.alert_id for a in direct]
 
 
+def test_an_intent_row_of_the_old_form_reads_as_the_same_state() -> None:
+    """Rows written before the window became two lists (``items``: [id, time] pairs) are
+    read from a changelog written by an older worker; a row whose lists disagree in
+    length is refused (the worker then drops it as unreadable)."""
+    events = list(_steady_intent("card_not_working", 30 * 60, seed=5))
+    states, _ = _run_intents(events)
+    state = states["card_not_working"]
+    new = state.to_dict()
+    old = {k: v for k, v in new.items() if k not in ("ids", "times")}
+    old["items"] = [[i, t] for i, t in zip(state.ids, state.times, strict=True)]
+    assert len(state.ids) > 1 and IntentState.from_dict(json.loads(json.dumps(old))) == state
+    with pytest.raises(ValueError, match="ids but"):
+        IntentState.from_dict({**new, "ids": new["ids"][1:]})
+    with pytest.raises(ValueError, match="float64s"):
+        IntentState.from_dict({**new, "times": "AAAA"})
+
+
 def test_an_intent_is_not_judged_before_its_baseline_warms_up() -> None:
     # A busy intent seen for the first time: ten a minute is its normal rate.
     events = _steady_intent("card_arrival", 4, seed=9, per_minute=10)

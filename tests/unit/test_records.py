@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -346,6 +347,31 @@ def test_nul_and_lone_surrogates_are_unsafe_text(
     assert "\ud800" not in error.detail
     # a proper surrogate pair (an emoji) is fine
     assert decode(CustomerMessage, _message(text="card \ud83d\ude00")).text == "card \U0001f600"
+
+
+def test_every_unsafe_character_is_found_however_the_json_was_written() -> None:
+    """The scan runs only when the text holds an escape that could decode to NUL or a
+    surrogate: random texts, escaped as json.dumps does, unescaped UTF-8, or with
+    upper-case hex, are refused exactly when they hold such a character."""
+    rng = random.Random(11)
+    alphabet = ["a", " ", "é", "\\", "\u0000", "\ud800", "\udfff", "\U0001f600", "u0000"]
+    for n in range(400):
+        text = "x" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(8)))
+        record = json.loads(_message(text=text))
+        for raw in (
+            json.dumps(record),
+            json.dumps(record).replace("\\ud", "\\uD"),
+            json.dumps(record, ensure_ascii=False),
+        ):
+            try:
+                encoded = raw.encode("utf-8")
+            except UnicodeEncodeError:
+                continue  # a lone surrogate cannot be written as UTF-8 at all
+            decoded = json.loads(raw)["text"]  # two lone halves in a row decode as a pair
+            if any(ch == "\x00" or 0xD800 <= ord(ch) <= 0xDFFF for ch in decoded):
+                assert _reason(CustomerMessage, encoded).reason == "unsafe_text", (n, raw)
+            else:
+                assert decode(CustomerMessage, encoded).text == decoded, (n, raw)
 
 
 @pytest.mark.parametrize(
