@@ -30,7 +30,7 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def _texts(data_dir: Path) -> Texts:
+def bench_texts(data_dir: Path) -> Texts:
     """BANKING77 and Twitter texts, shuffled with a fixed seed (the files are sorted)."""
     messages = list(load_banking77(data_dir).texts)
     news = list(load_twitter(data_dir / TWITTER_FILE).texts)
@@ -81,7 +81,7 @@ def run_bench(
             registry_root, settings.data_dir, quick=config.mode == "quick", scratch=scratch / "reg"
         )
         results["models"] = _models(registry, settings.session_threads(), settings.parallel_calls())
-        texts = _texts(settings.data_dir)
+        texts = bench_texts(settings.data_dir)
         sweep_sizes = {size for size, _, _ in config.sweep}
         n = config.ceiling_texts
         workloads = [

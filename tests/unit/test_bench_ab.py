@@ -1,0 +1,44 @@
+"""The A/B bench's pairing: alternating order, medians and pairs won (pure logic)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.ab import _overrides, order, summary
+
+
+def _row(repeat: int, arm: str, rate: float, p50: float, p99: float) -> dict[str, Any]:
+    return {"repeat": repeat, "arm": arm, "rate": rate, "p50_ms": p50, "p99_ms": p99}
+
+
+def test_the_arms_alternate_which_goes_first() -> None:
+    assert [order(r) for r in range(4)] == [("A", "B"), ("B", "A"), ("A", "B"), ("B", "A")]
+
+
+def test_a_pair_is_won_by_the_higher_rate_and_the_lower_latency() -> None:
+    rows = [
+        _row(0, "A", 240, 100, 180),
+        _row(0, "B", 280, 80, 150),
+        _row(1, "B", 270, 90, 220),
+        _row(1, "A", 245, 95, 190),
+        _row(2, "A", 250, 70, 140),
+        _row(2, "B", 260, 75, 160),
+    ]
+    result = summary(rows)
+    assert result["B"]["rate"] == 270 and result["A"]["rate"] == 245
+    assert result["B"]["rate_won"] == 3 and result["A"]["rate_won"] == 0
+    assert result["B"]["p50_ms_won"] == 2 and result["A"]["p50_ms_won"] == 1
+    assert result["B"]["p99_ms_won"] == 1 and result["A"]["p99_ms_won"] == 2
+    assert result["A"]["p99_ms"] == 180
+
+
+def test_arm_b_takes_only_real_settings() -> None:
+    assert _overrides(["producer_linger_s=0", "batch_size=32"]) == {
+        "producer_linger_s": "0",
+        "batch_size": "32",
+    }
+    for bad in (["producer_linger_s"], ["no_such_setting=1"]):
+        with pytest.raises(SystemExit):
+            _overrides(bad)
