@@ -121,9 +121,10 @@ def test_the_scheduling_bench_prints_every_way_for_both_paths(trained_registry: 
 
 
 @pytest.mark.timeout(600)
-def test_the_ab_bench_pairs_fresh_workers_in_both_orders(trained_registry: Path) -> None:
+def test_the_ab_bench_runs_both_arms_on_fresh_workers(trained_registry: Path) -> None:
+    """One repeat end to end (the alternating order and the pairs won: tests/unit)."""
     # a backlog of several batches: outputs of one batch can arrive with one timestamp
-    args = ["--registry", str(trained_registry), "--repeats", "2", "--messages", "300"]
+    args = ["--registry", str(trained_registry), "--repeats", "1", "--messages", "300"]
     args += ["--rate", "15", "--latency-s", "2", "producer_linger_s=0"]
     run = subprocess.run(
         [sys.executable, "-m", "bench.ab", *args],
@@ -134,12 +135,7 @@ def test_the_ab_bench_pairs_fresh_workers_in_both_orders(trained_registry: Path)
     )
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     workers = [line for line in run.stdout.splitlines() if line.startswith("repeat ")]
-    assert [line.split(":")[0] for line in workers] == [
-        "repeat 0 A",
-        "repeat 0 B",
-        "repeat 1 B",
-        "repeat 1 A",
-    ]
+    assert [line.split(":")[0] for line in workers] == ["repeat 0 A", "repeat 0 B"]
     assert all(float(line.split(": ")[1].split()[0]) > 0 for line in workers), run.stdout
     medians = [line for line in run.stdout.splitlines() if " median: " in line]
     assert [line[0] for line in medians] == ["A", "B"], run.stdout
