@@ -25,9 +25,8 @@ from typing import Any
 
 from bench.cluster import kafka_cluster
 from bench.machine import load_average
-from bench.pipeline import PointPlan, run_point
+from bench.pipeline import PointPlan, bench_texts, run_point
 from bench.registry_setup import prepare_registry
-from bench.run import bench_texts
 from streams.settings import Settings
 
 MEASURES = ("rate", "p50_ms", "p99_ms")

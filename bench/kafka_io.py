@@ -15,6 +15,7 @@ from kafka import TopicPartition as KafkaTP
 
 from streams.core.records import CustomerMessage, NewsItem, encode
 from streams.edges.replay import CHANNELS
+from streams.runtime.lag import committed_lag
 
 
 def message_record(item_id: str, text: str, rng: random.Random) -> tuple[bytes, bytes]:
@@ -157,26 +158,6 @@ class Collector:
         self._consumer.close()
 
 
-def group_lag(
-    bootstrap: str, security: Mapping[str, Any], group: str, topics: Sequence[str]
-) -> int:
-    """Records of ``topics`` that consumer group ``group`` has not committed yet (read like
-    the worker's own lag reporter: the group's committed offsets, never joining it)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **security
-    )
-    try:
-        partitions = [
-            KafkaTP(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        ends = consumer.end_offsets(partitions)
-        return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in partitions)
-    finally:
-        consumer.close()
-
-
 def wait_drained(
     bootstrap: str,
     security: Mapping[str, Any],
@@ -191,7 +172,8 @@ def wait_drained(
     clean = 0
     while time.monotonic() - started < timeout_s:
         check()
-        clean = clean + 1 if group_lag(bootstrap, security, group, topics) == 0 else 0
+        lag = sum(committed_lag(bootstrap, security, group, topics).values())
+        clean = clean + 1 if lag == 0 else 0
         if clean >= 2:
             break
         time.sleep(1.0)

@@ -17,6 +17,7 @@ from bench.profile import Profiler
 from bench.rounds import CeilingModels, RoundPlan, saturation_rounds, scaling_row
 from bench.stats import latency_ms, output_rate
 from bench.worker import Worker, drain, private_settings
+from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.pool import InferencePool
 from models.registry import Registry
 from streams.edges.security import kafka_python_config
@@ -36,6 +37,15 @@ class Texts:
     """BANKING77 customer messages."""
     news: Sequence[str]
     """Twitter financial news headlines."""
+
+
+def bench_texts(data_dir: Path) -> Texts:
+    """BANKING77 and Twitter texts, shuffled with a fixed seed (the files are sorted)."""
+    messages = list(load_banking77(data_dir).texts)
+    news = list(load_twitter(data_dir / TWITTER_FILE).texts)
+    random.Random(0).shuffle(messages)
+    random.Random(0).shuffle(news)
+    return Texts(messages=messages, news=news)
 
 
 @dataclass(frozen=True)

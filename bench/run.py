@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import shutil
 import sqlite3
 import tempfile
@@ -19,24 +18,14 @@ from bench.cluster import kafka_cluster
 from bench.config import BenchConfig
 from bench.machine import describe, load_average
 from bench.naive import measure_naive
-from bench.pipeline import PointPlan, Texts, run_point
+from bench.pipeline import PointPlan, Texts, bench_texts, run_point
 from bench.registry_setup import prepare_registry, shadow_registry
 from bench.summary import compare
-from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.registry import Registry
 from models.runtime import INT8_FILE
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def bench_texts(data_dir: Path) -> Texts:
-    """BANKING77 and Twitter texts, shuffled with a fixed seed (the files are sorted)."""
-    messages = list(load_banking77(data_dir).texts)
-    news = list(load_twitter(data_dir / TWITTER_FILE).texts)
-    random.Random(0).shuffle(messages)
-    random.Random(0).shuffle(news)
-    return Texts(messages=messages, news=news)
 
 
 def _models(registry_root: Path, threads: int, calls: int) -> dict[str, Any]:

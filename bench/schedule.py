@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from models.data import TWITTER_FILE, load_banking77, load_twitter
+from bench.pipeline import bench_texts
 from models.pool import InferencePool, available_cores
 from models.registry import Registry
 
@@ -83,11 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
-    messages = list(load_banking77(args.data_dir).texts)
-    news = list(load_twitter(args.data_dir / TWITTER_FILE).texts)
-    random.Random(0).shuffle(messages)
-    random.Random(0).shuffle(news)
-    ways = plans(Registry(args.registry), messages[: args.texts], news[: args.texts], args.batch)
+    texts = bench_texts(args.data_dir)
+    ways = plans(
+        Registry(args.registry), texts.messages[: args.texts], texts.news[: args.texts], args.batch
+    )
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     load_start = os.getloadavg()
     for _ in range(args.rounds):  # interleaved: a burst of load hits one round of each

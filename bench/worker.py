@@ -132,19 +132,6 @@ class Worker:
             self.proc.wait()
 
 
-def consumed_topics(settings: Settings) -> list[str]:
-    """Every topic a worker's agents consume."""
-    s = settings
-    return [
-        s.topic_messages_raw,
-        s.topic_news_raw,
-        s.topic_messages_scored,
-        s.topic_news_scored,
-        s.topic_tickets_routed,
-        s.topic_feedback,
-    ]
-
-
 def drain(worker: Worker, timeout_s: float = 300.0) -> float:
     """Wait until the worker has committed everything it consumes (its downstream agents
     too: monitors and sinks catch up after a flood); return the seconds waited."""
@@ -153,7 +140,7 @@ def drain(worker: Worker, timeout_s: float = 300.0) -> float:
         s.kafka_bootstrap,
         kafka_python_config(s),
         s.app_id,
-        consumed_topics(s),
+        s.consumed_topics(),
         timeout_s,
         worker.check,
     )

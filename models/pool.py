@@ -102,16 +102,17 @@ class InferencePool:
             jobs.extend((m, start, stop) for start, stop in split_bounds(texts, parts))
         return jobs
 
-    def _submit(self, models: Sequence[Scorer], texts: Sequence[str]) -> list[Future[Any]]:
+    def _submit(
+        self, models: Sequence[Scorer], texts: Sequence[str], jobs: Sequence[tuple[int, int, int]]
+    ) -> list[Future[Any]]:
         return [
-            self._executor.submit(models[m].predict, texts[start:stop])
-            for m, start, stop in self.jobs(models, texts)
+            self._executor.submit(models[m].predict, texts[start:stop]) for m, start, stop in jobs
         ]
 
     def predict(self, models: Sequence[Scorer], texts: Sequence[str]) -> list[list[Prediction]]:
         """Every model's predictions of ``texts``, in order (one list per model); blocks."""
         jobs = self.jobs(models, texts)
-        futures = self._submit(models, texts)
+        futures = self._submit(models, texts, jobs)
         return _assemble(len(models), jobs, [f.result() for f in futures])
 
     async def predict_async(
@@ -122,7 +123,7 @@ class InferencePool:
         If a call fails, the others are still awaited (no call outlives this coroutine)
         and the first failure is raised."""
         jobs = self.jobs(models, texts)
-        futures = [asyncio.wrap_future(f) for f in self._submit(models, texts)]
+        futures = [asyncio.wrap_future(f) for f in self._submit(models, texts, jobs)]
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

@@ -389,6 +389,17 @@ class Settings(BaseSettings):
             *[self.dlq_topic(t) for t in [*inputs, *internal]],
         ]
 
+    def consumed_topics(self) -> list[str]:
+        """Every topic the worker's agents consume."""
+        return [
+            self.topic_news_raw,
+            self.topic_messages_raw,
+            self.topic_news_scored,
+            self.topic_messages_scored,
+            self.topic_tickets_routed,
+            self.topic_feedback,
+        ]
+
     def parallel_calls(self) -> int:
         """Model calls a batch runs at once (``inference_calls``, or one per core)."""
         return self.inference_calls or available_cores()

@@ -25,19 +25,25 @@ def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
+def _run_module(module: str, args: list[str], timeout: float) -> str:
+    """Run ``python -m module args``; its stdout, or a failure with both outputs' tails."""
+    run = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert run.returncode == 0, f"{module} failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+    return run.stdout
+
+
 @pytest.mark.timeout(900)
 def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "streams.cli", "bench", "--quick", "--out", str(out)]
-    run = subprocess.run(
-        [*command, "--registry", str(trained_registry)],
-        capture_output=True,
-        text=True,
-        timeout=840,
-        check=False,
-    )
-    assert run.returncode == 0, f"bench failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
-    assert "Ceiling" in run.stdout and "Sweep" in run.stdout, run.stdout[-3000:]
+    args = ["bench", "--quick", "--out", str(out), "--registry", str(trained_registry)]
+    stdout = _run_module("streams.cli", args, timeout=840)
+    assert "Ceiling" in stdout and "Sweep" in stdout, stdout[-3000:]
 
     (json_file,) = out.glob("bench-*.json")
     (png_file,) = out.glob("bench-*.png")
@@ -106,18 +112,11 @@ def test_quick_bench_writes_json_and_plot(trained_registry: Path, tmp_path: Path
 
 def test_the_scheduling_bench_prints_every_way_for_both_paths(trained_registry: Path) -> None:
     args = ["--registry", str(trained_registry), "--texts", "8", "--rounds", "1", "--batch", "4"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.schedule", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    lines = [line for line in run.stdout.splitlines() if "texts/s" in line]
+    stdout = _run_module("bench.schedule", args, timeout=300)
+    lines = [line for line in stdout.splitlines() if "texts/s" in line]
     assert len(lines) == 7 and sum(line.startswith("news") for line in lines) == 3
     rates = [float(line.split("texts/s")[0].split()[-1]) for line in lines]
-    assert all(rate > 0 for rate in rates), run.stdout
+    assert all(rate > 0 for rate in rates), stdout
 
 
 @pytest.mark.timeout(600)
@@ -126,16 +125,9 @@ def test_the_ab_bench_runs_both_arms_on_fresh_workers(trained_registry: Path) ->
     # a backlog of several batches: outputs of one batch can arrive with one timestamp
     args = ["--registry", str(trained_registry), "--repeats", "1", "--messages", "300"]
     args += ["--rate", "15", "--latency-s", "2", "producer_linger_s=0"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.ab", *args],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
-    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    workers = [line for line in run.stdout.splitlines() if line.startswith("repeat ")]
+    stdout = _run_module("bench.ab", args, timeout=540)
+    workers = [line for line in stdout.splitlines() if line.startswith("repeat ")]
     assert [line.split(":")[0] for line in workers] == ["repeat 0 A", "repeat 0 B"]
-    assert all(float(line.split(": ")[1].split()[0]) > 0 for line in workers), run.stdout
-    medians = [line for line in run.stdout.splitlines() if " median: " in line]
-    assert [line[0] for line in medians] == ["A", "B"], run.stdout
+    assert all(float(line.split(": ")[1].split()[0]) > 0 for line in workers), stdout
+    medians = [line for line in stdout.splitlines() if " median: " in line]
+    assert [line[0] for line in medians] == ["A", "B"], stdout
