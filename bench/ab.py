@@ -1,14 +1,17 @@
 """Two settings of the worker head to head: fresh workers, in alternating order.
 
     python -m bench.ab --registry registry [--repeats 4] [--rate 120] [--messages 2000]
-        [--latency-s 20] SETTING=VALUE [SETTING=VALUE ...]
+        [--latency-s 20] [--a-source DIR] [SETTING=VALUE ...]
 
 Arm A is the worker's defaults, arm B the defaults with the given settings (``Settings``
-field names, e.g. ``producer_linger_s=0``). Each repeat starts one fresh worker per arm, A
-then B in even repeats and B then A in odd ones, so neither arm always runs on the warmer
-machine: a backlog of customer messages (its saturation rate), then a run paced at
-``--rate`` (p50 and p99 produce → output, the same pace for both arms). Prints a line per
-worker, then per arm the medians and the pairs it won, and the load average.
+field names, e.g. ``producer_linger_s=0``). With ``--a-source``, arm A's workers run the
+code of another checkout instead (``git worktree add DIR <revision>``): two revisions head to
+head, at their own defaults plus any settings given (arm B's only). Each repeat starts one
+fresh worker per arm, A then B in even repeats and B then A in odd ones, so neither arm
+always runs on the warmer machine: a backlog of customer messages (its saturation rate),
+then a run paced at ``--rate`` (p50 and p99 produce → output, the same pace for both arms).
+Prints a line per worker, then per arm the medians and the pairs it won, and the load
+average.
 
 ``make bench`` measures each setting once, on one backlog of 600 messages; a default is
 decided here, where the spread between repeats of one arm shows what a difference is worth.
@@ -76,8 +79,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=120.0, help="paced messages/s")
     parser.add_argument("--messages", type=int, default=2000, help="backlog per worker")
     parser.add_argument("--latency-s", type=float, default=20.0, help="paced run length")
-    parser.add_argument("settings", nargs="+", metavar="SETTING=VALUE", help="arm B")
+    parser.add_argument(
+        "--a-source", type=Path, help="arm A runs the code of this checkout (a git worktree)"
+    )
+    parser.add_argument("settings", nargs="*", metavar="SETTING=VALUE", help="arm B")
     args = parser.parse_args(argv)
+    if not args.settings and args.a_source is None:
+        parser.error("give arm B's SETTING=VALUE, or --a-source for arm A's code, or both")
+    if args.a_source is not None and not (args.a_source / "streams" / "cli").is_dir():
+        parser.error(f"--a-source {args.a_source}: no streams/cli there (not a checkout)")
     overrides = _overrides(args.settings)
     settings = Settings()
     plan = PointPlan(
@@ -92,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         profile_messages=0,
     )
     arms = {"A": {}, "B": overrides}
-    print(f"A: the defaults; B: {' '.join(args.settings)}; load at start {load_average()}")
+    a_label = f"the code in {args.a_source}" if args.a_source else "the defaults"
+    b_label = " ".join(args.settings) or "this checkout's code"
+    print(f"A: {a_label}; B: {b_label}; load at start {load_average()}")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="streamsense-ab-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -104,8 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for repeat in range(args.repeats):
                 for arm in order(repeat):
                     workdir = scratch / f"{repeat}-{arm}"
+                    source = args.a_source if arm == "A" else None
                     point = run_point(
-                        settings, bootstrap, registry, workdir, texts, plan, arms[arm]
+                        settings, bootstrap, registry, workdir, texts, plan, arms[arm], source
                     )
                     row = {
                         "repeat": repeat,

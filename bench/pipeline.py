@@ -96,9 +96,11 @@ def run_point(
     texts: Texts,
     plan: PointPlan,
     overrides: dict[str, str] | None = None,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     """Start one worker with the plan's batching (and any other ``overrides`` of its
-    settings), measure, stop it; return the results."""
+    settings; ``source``: the code of another checkout), measure, stop it; return the
+    results."""
     settings = private_settings(
         base,
         bootstrap,
@@ -123,7 +125,7 @@ def run_point(
         bootstrap, security, [settings.topic_tickets_routed, settings.topic_news_scored]
     )
     started = time.monotonic()
-    worker = Worker.start(settings, workdir)
+    worker = Worker.start(settings, workdir, source)
     result: dict[str, Any] = {
         "batch_size": plan.batch_size,
         "max_wait_s": plan.max_wait_s,

@@ -67,6 +67,8 @@ def _env_args(settings: Settings, metrics_port: int) -> list[str]:
         "route_in_scorer",
         *TOPIC_FIELDS,
     }
+    # and whatever else the caller set (bench.ab's arms); TLS/SASL come from the environment
+    fields |= settings.model_fields_set - set(SECURITY_FIELDS)
     dumped = settings.model_dump()
     args = [f"STREAMSENSE_{name.upper()}={dumped[name]}" for name in sorted(fields)]
     return [*args, f"STREAMSENSE_METRICS_PORT={metrics_port}", "PYTHONUNBUFFERED=1"]
@@ -81,8 +83,11 @@ class Worker:
     log: Path
 
     @classmethod
-    def start(cls, settings: Settings, workdir: Path) -> Worker:
+    def start(cls, settings: Settings, workdir: Path, source: Path | None = None) -> Worker:
+        """Start a worker with ``settings``; ``source``: run the code of that checkout (a
+        git worktree of another revision) instead of this one."""
         workdir.mkdir(parents=True, exist_ok=True)
+        code = [f"PYTHONPATH={source.resolve()}"] if source is not None else []
         log = workdir / f"worker-{settings.app_id}.log"
         with log.open("wb") as handle:
             # `env` adds our settings to the inherited environment and execs Python (same pid)
@@ -90,6 +95,7 @@ class Worker:
                 [
                     "env",
                     *_env_args(settings, free_port()),
+                    *code,
                     sys.executable,
                     "-m",
                     "streams.cli",
@@ -98,6 +104,7 @@ class Worker:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=source,  # `python -m` puts the working directory first on the path
             )
         return cls(settings, proc, log)
 

@@ -121,6 +121,14 @@ class Settings(BaseSettings):
             " `python -m bench.ab` (README, Benchmarks)."
         ),
     )
+    producer_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
+        default="none",
+        description=(
+            "Compression of the worker's produce requests (lz4 and zstd need the cramjam"
+            " package). none: on a local broker compression only costs CPU; across a"
+            " network it trades CPU for bandwidth (README, Benchmarks)."
+        ),
+    )
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of created topics.")
     app_id: str = Field(default="streamsense", description="Faust app id (consumer group).")
     inference_calls: int = Field(

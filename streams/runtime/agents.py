@@ -50,6 +50,7 @@ from streams.runtime.faults import Faults, segfault_if_marked
 from streams.runtime.inflight import PoisonGuard, record_ref
 from streams.runtime.intake import attempt, read_record
 from streams.runtime.metrics import Metrics
+from streams.runtime.served import Record, confirmed_and_stored, news_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,6 @@ class Topics:
     tickets_routed_dlq: Any
     feedback: Any
     feedback_dlq: Any
-    predictions: Any
-    """news.scored and tickets.routed together, for the prediction sink."""
 
 
 @dataclass
@@ -137,6 +136,9 @@ class Collaborators:
     route_in_scorer: bool = True
     """Route customer messages keyed by their customer id inside the scorer's batch
     (otherwise every scored message goes through ``messages.scored`` and the router)."""
+    record_predictions: Record | None = None
+    """Keeps the predictions served, for online accuracy and the drift score (called on
+    ``store_executor`` before a batch is acknowledged; None: not kept)."""
     record_shadow: Callable[[list[ShadowRow]], None] | None = None
     """Keeps what a version in shadow predicted, for its online accuracy once labels come
     (called on ``store_executor``; None: only agreement and confidence are counted)."""
@@ -407,7 +409,12 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 for ticker in record.tickers or [""]:
                     await outbox.send(t.news_scored, ticker.encode() or None, value)
                 scored.append(record)
-            await outbox.confirm()
+            await confirmed_and_stored(
+                outbox.confirm(),
+                c.record_predictions,
+                c.store_executor,
+                [news_prediction(record) for record in scored],
+            )
             for record in scored:
                 observe_latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()

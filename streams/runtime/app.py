@@ -25,6 +25,7 @@ from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
 from streams.edges.security import faust_credentials
 from streams.edges.topics import TABLES, Replication
+from streams.errors import ConfigurationError
 from streams.runtime import connect_backoff, faust_guard, record_guard
 from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
 from streams.runtime.drift_watch import DriftWatch
@@ -34,7 +35,7 @@ from streams.runtime.lag import LagReporter
 from streams.runtime.messages import make_message_scorer, make_router
 from streams.runtime.metrics import Metrics
 from streams.runtime.monitor_agents import make_intent_monitor, make_ticker_monitor
-from streams.runtime.sinks import make_feedback_sink, make_prediction_sink
+from streams.runtime.sinks import make_feedback_sink
 from streams.runtime.swapper import ModelSwapper
 from streams.settings import Settings
 
@@ -89,13 +90,22 @@ def build_topics(app: faust.App, s: Settings) -> Topics:
         tickets_routed_dlq=_raw_topic(app, s.dlq_topic(s.topic_tickets_routed)),
         feedback=_raw_topic(app, s.topic_feedback),
         feedback_dlq=_raw_topic(app, s.dlq_topic(s.topic_feedback)),
-        predictions=app.topic(
-            s.topic_news_scored,
-            s.topic_tickets_routed,
-            key_serializer="raw",
-            value_serializer="raw",
-        ),
     )
+
+
+def producer_compression(codec: str) -> str | None:
+    """Faust's ``producer_compression_type`` for the setting; a codec whose library is
+    missing is a configuration error here, not a producer failing at its first send."""
+    if codec == "none":
+        return None
+    from aiokafka import codec as codecs
+
+    if codec != "gzip" and not getattr(codecs, f"has_{codec}")():
+        raise ConfigurationError(
+            f"STREAMSENSE_PRODUCER_COMPRESSION={codec} needs the cramjam package "
+            "(pip install cramjam), and every consumer of the outputs its codec"
+        )
+    return codec
 
 
 def build_app(
@@ -130,6 +140,7 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_linger=settings.producer_linger_s,
+        producer_compression_type=producer_compression(settings.producer_compression),
         # a crashed worker's partitions move on after 10 s, not Faust's default minute
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
@@ -180,6 +191,7 @@ def build_app(
             settings.in_flight_dir, settings.quarantine_file, settings.poison_deaths
         ),
         route_in_scorer=settings.route_in_scorer,
+        record_predictions=store.record_predictions,
         record_shadow=store.record_shadow,
         latency_target_s=settings.latency_target_s,
     )
@@ -199,13 +211,6 @@ def build_app(
     agent(topics.messages_scored, "router", make_router(collab, history))
     agent(topics.news_scored, "ticker-monitor", make_ticker_monitor(collab, tickers))
     agent(topics.tickets_routed, "intent-monitor", make_intent_monitor(collab, intents))
-    agent(
-        topics.predictions,
-        "prediction-sink",
-        make_prediction_sink(
-            collab, store, settings.topic_news_scored, settings.topic_tickets_routed
-        ),
-    )
     agent(topics.feedback, "feedback-sink", make_feedback_sink(collab, store, topics.feedback_dlq))
 
     swapper = ModelSwapper(settings, bootstrap, registry, slots, metrics)

@@ -17,10 +17,9 @@ twice).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from streams.core.records import CustomerMessage, ScoredMessage, check_key, encode
+from streams.core.records import CustomerMessage, RoutedTicket, ScoredMessage, check_key, encode
 from streams.core.routing import CustomerHistory
 from streams.core.scoring import score_message
 from streams.core.ticketing import route_and_recommend
@@ -36,6 +35,7 @@ from streams.runtime.agents import (
 )
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.intake import attempt, read_record
+from streams.runtime.served import confirmed_and_stored, ticket_prediction
 from streams.runtime.tables import BatchRows
 
 HISTORY = "customer-history"
@@ -54,9 +54,10 @@ async def route(
     event: Any,
     scored: ScoredMessage,
     dlq: Any,
-) -> bool:
+) -> RoutedTicket | None:
     """Queue the ticket and recommendation of ``scored`` and stage the customer's new
-    history; a record that cannot be routed is queued as a dead letter on ``dlq``."""
+    history; return the ticket. A record that cannot be routed is queued as a dead letter
+    on ``dlq`` (None)."""
     t = c.topics
     customer = scored.customer_id
     try:
@@ -75,24 +76,26 @@ async def route(
     except InvalidRecordError as exc:
         await send_dead_letter(outbox, dlq, event.message, exc)
         rows.drop_if_unreadable(customer, event, exc)
-        return False
+        return None
     await outbox.send(t.tickets_routed, outcome.ticket.intent.encode(), ticket)
     await outbox.send(t.recommendations, customer.encode(), recommendation)
     rows.put(customer, outcome.history, event)
-    return True
+    return outcome.ticket
 
 
 async def confirm_routed(
     c: Collaborators,
     outbox: Outbox,
     rows: BatchRows[CustomerHistory],
-    sent_at: Sequence[datetime],
+    routed: Sequence[RoutedTicket],
 ) -> None:
-    """Wait for the broker to have every output of the batch, then write the histories."""
-    await outbox.confirm()
+    """Wait for the broker to have every output of the batch and for the store to have the
+    served intents, then write the histories."""
+    served = [ticket_prediction(ticket) for ticket in routed]
+    await confirmed_and_stored(outbox.confirm(), c.record_predictions, c.store_executor, served)
     rows.write()
-    for at in sent_at:
-        observe_latency(c, c.topics.tickets_routed.get_topic_name(), at)
+    for ticket in routed:
+        observe_latency(c, c.topics.tickets_routed.get_topic_name(), ticket.sent_at)
 
 
 def _text_of(msg: CustomerMessage) -> str:
@@ -107,7 +110,7 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
         rows = history_rows(history)
-        routed: list[datetime] = []
+        routed: list[RoutedTicket] = []
         pairs = await decode_batch(
             events, CustomerMessage, outbox, t.messages_dlq, c.max_record_bytes
         )
@@ -131,8 +134,9 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
                     )
                     customer = record.customer_id.encode()
                     if c.route_in_scorer and event.message.key == customer:
-                        if await route(c, outbox, rows, event, record, t.messages_dlq):
-                            routed.append(record.sent_at)
+                        ticket = await route(c, outbox, rows, event, record, t.messages_dlq)
+                        if ticket is not None:
+                            routed.append(ticket)
                         continue
                     value = attempt("encode", encode, record)
                 except InvalidRecordError as exc:
@@ -151,7 +155,7 @@ def make_router(c: Collaborators, history: Any) -> Agent:
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
         rows = history_rows(history)
-        routed: list[datetime] = []
+        routed: list[RoutedTicket] = []
         for event in events:
             message = event.message
             try:
@@ -160,8 +164,9 @@ def make_router(c: Collaborators, history: Any) -> Agent:
             except InvalidRecordError as exc:
                 await send_dead_letter(outbox, t.messages_scored_dlq, message, exc)
                 continue
-            if await route(c, outbox, rows, event, scored, t.messages_scored_dlq):
-                routed.append(scored.sent_at)
+            ticket = await route(c, outbox, rows, event, scored, t.messages_scored_dlq)
+            if ticket is not None:
+                routed.append(ticket)
         await confirm_routed(c, outbox, rows, routed)
 
     return batched("router", c, handle)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from models.pool import InferencePool
 from models.prediction import Prediction
 from streams.core.intent_monitor import IntentParams
 from streams.core.recommend import ActionCatalog
-from streams.core.records import CustomerMessage, ScoredMessage, ScoredNews, encode
+from streams.core.records import CustomerMessage, NewsItem, ScoredMessage, ScoredNews, encode
 from streams.core.routing import RoutingTable
 from streams.core.ticker_monitor import TickerParams
 from streams.core.tickers import CompanyDictionary
@@ -168,7 +170,6 @@ def _world(faults_point: faults.FaultPoint = "", batch_size: int = 1) -> World:
         "tickets_routed_dlq",
         "feedback",
         "feedback_dlq",
-        "predictions",
     ]
     topics = {name: FakeTopic(name, log) for name in names}
     world_values: list[bytes] = []
@@ -493,3 +494,77 @@ def test_without_routing_in_the_scorer_every_message_goes_to_messages_scored() -
     world.run(make_message_scorer(world.collab, world.table), batch)
     assert world.sent("messages_scored") == 3 and world.sent("tickets_routed") == 0
     assert not any(e[0] == "write" for e in world.log)
+
+
+class FakeStore:
+    """The feedback store's ``record_predictions``, on a real executor thread."""
+
+    def __init__(self, log: Log, fail: bool = False) -> None:
+        self.log = log
+        self.fail = fail
+        self.rows: list[Any] = []
+
+    def record_predictions(self, rows: Any) -> None:
+        time.sleep(0.05)  # still writing while the outputs are confirmed
+        if self.fail:
+            raise OSError("database is locked")
+        self.rows.extend(rows)
+        self.log.append(("stored", ",".join(r.item_id for r in rows)))
+
+
+def _with_store(world: World, fail: bool = False) -> FakeStore:
+    store = FakeStore(world.log, fail)
+    world.collab.record_predictions = store.record_predictions
+    world.collab.store_executor = ThreadPoolExecutor(1)
+    return store
+
+
+def test_the_message_scorer_stores_the_intents_it_served_before_it_acknowledges() -> None:
+    world = _scorer_world(route_in_scorer=True)
+    store = _with_store(world)
+    batch = [_raw_message(n, f"c{n}", f"c{n}".encode()) for n in range(3)]
+    batch.append(_raw_message(3, "c9", b"not-the-customer"))  # routed later, by the router
+    world.run(make_message_scorer(world.collab, world.table), batch)
+    assert [(r.item_id, r.task, r.label, r.model_version) for r in store.rows] == [
+        (f"m{n}", "intent", "card_arrival", "v1") for n in range(3)
+    ]
+    stored = world.log.index(("stored", "m0,m1,m2"))
+    acks = [i for i, e in enumerate(world.log) if e[0] == "ack"]
+    confirms = [i for i, e in enumerate(world.log) if e[0] == "confirmed"]
+    assert len(acks) == 4 and stored < min(acks) and max(confirms) < min(acks)
+
+
+def test_the_router_stores_the_intents_it_served() -> None:
+    world = _world()
+    store = _with_store(world)
+    world.run(make_router(world.collab, world.table), [_scored_message(0), _scored_message(1)])
+    assert [r.item_id for r in store.rows] == ["m0", "m1"]
+    assert world.log.index(("stored", "m0")) < world.log.index(("ack", "0"))
+
+
+def test_the_news_scorer_stores_one_sentiment_per_item_before_it_acknowledges() -> None:
+    world = _world(batch_size=8)
+    world.collab.sentiment = ModelSlot(FakeClassifier("sentiment", "negative"))  # type: ignore[arg-type]
+    world.collab.dictionary = CompanyDictionary.load(CONFIG / "companies.toml")
+    store = _with_store(world)
+    items = [
+        NewsItem(id=f"n{n}", headline=headline, published_at=T0, source="wire")
+        for n, headline in enumerate(["Nokia and Apple sign a deal", "Markets are quiet"])
+    ]
+    raw = [FakeMessage("news.raw", n, None, encode(item)) for n, item in enumerate(items)]
+    world.run(agents.make_news_scorer(world.collab), raw)
+    assert world.sent("news_scored") >= 2  # a record per ticker, one item's prediction
+    assert [(r.item_id, r.task, r.label, r.confidence) for r in store.rows] == [
+        ("n0", "sentiment", "negative", 0.9),
+        ("n1", "sentiment", "negative", 0.9),
+    ]
+    assert world.log.index(("stored", "n0,n1")) < world.log.index(("ack", "0"))
+
+
+def test_a_store_failure_exits_without_acknowledging_or_writing_the_history() -> None:
+    world = _scorer_world(route_in_scorer=True)
+    _with_store(world, fail=True)
+    with pytest.raises(Crash):
+        world.run(make_message_scorer(world.collab, world.table), [_raw_message(0, "c0", b"c0")])
+    assert ("confirmed", "tickets_routed") in world.log  # the confirm still ended
+    assert not any(e[0] in ("ack", "write", "stored") for e in world.log)
