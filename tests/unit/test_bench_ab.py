@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.ab import _overrides, order, summary
+from bench.ab import _overrides, main, order, summary
+from bench.worker import _env_args
+from streams.settings import Settings
 
 
 def _row(repeat: int, arm: str, rate: float, p50: float, p99: float) -> dict[str, Any]:
@@ -42,3 +45,29 @@ def test_arm_b_takes_only_real_settings() -> None:
     for bad in (["producer_linger_s"], ["no_such_setting=1"]):
         with pytest.raises(SystemExit):
             _overrides(bad)
+
+
+def test_main_wants_arm_b_settings_or_arm_a_code(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--registry", str(tmp_path)])
+    with pytest.raises(SystemExit):  # not a checkout: no streams/cli there
+        main(["--registry", str(tmp_path), "--a-source", str(tmp_path)])
+
+
+def test_a_worker_gets_every_setting_its_caller_set_but_no_secret() -> None:
+    settings = Settings.model_validate(
+        {
+            "producer_compression": "gzip",
+            "alert_cooldown_s": 5,
+            "kafka_bootstrap": "broker:9093",
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": "PLAIN",
+            "kafka_sasl_username": "bench",
+            "kafka_sasl_password": "hunter2",
+        }
+    )
+    args = _env_args(settings, 9999)
+    assert "STREAMSENSE_PRODUCER_COMPRESSION=gzip" in args
+    assert "STREAMSENSE_ALERT_COOLDOWN_S=5.0" in args
+    # TLS/SASL reach the worker through the inherited environment, never as arguments
+    assert not any("KAFKA_S" in a or "hunter2" in a for a in args)
