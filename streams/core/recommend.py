@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -69,6 +70,34 @@ class ActionCatalog(_Strict):
         """Actions with a positive weight for ``intent`` (catch-all actions included)."""
         return [a for a in self.actions if a.weight(intent) > 0]
 
+    @cached_property
+    def _suited(
+        self,
+    ) -> tuple[dict[str, tuple[tuple[int, float], ...]], tuple[tuple[int, float], ...]]:
+        """(intent → (action index, weight) of the actions suiting it, in catalog order;
+        the same for an intent no action lists: the catch-all actions)."""
+        listed = {intent for action in self.actions for intent in action.intents} - {ANY_INTENT}
+
+        def suiting(intent: str) -> tuple[tuple[int, float], ...]:
+            weights = ((i, a.weight(intent)) for i, a in enumerate(self.actions))
+            return tuple((i, w) for i, w in weights if w > 0)
+
+        return {intent: suiting(intent) for intent in listed}, suiting(ANY_INTENT)
+
+    def scores(self, intent_probs: Mapping[str, float]) -> list[float]:
+        """Each action's sum over intents of P(intent) x weight, in catalog order.
+
+        Only the actions that suit an intent are visited (a message's few top intents
+        against a catalog of dozens); each action's terms are added in the order of
+        ``intent_probs``, so the sums are exactly those of adding every term in turn."""
+        by_intent, catch_all = self._suited
+        scores = [0.0] * len(self.actions)
+        for intent, p in intent_probs.items():
+            if p > 0:
+                for index, weight in by_intent.get(intent, catch_all):
+                    scores[index] += p * weight
+        return scores
+
 
 def recommend(
     intent_probs: Mapping[str, float],
@@ -87,8 +116,7 @@ def recommend(
     """
     repeat = repeat_contacts >= catalog.escalation.min_repeat_contacts
     ranked: list[RankedAction] = []
-    for action in catalog.actions:
-        score = sum(p * action.weight(intent) for intent, p in intent_probs.items() if p > 0)
+    for action, score in zip(catalog.actions, catalog.scores(intent_probs), strict=True):
         if score <= 0:
             continue
         if repeat and action.escalation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,40 @@ def test_a_bad_catalog_is_refused_naming_the_key(text: str, key: str) -> None:
         ActionCatalog.parse(text, source="actions.toml")
     assert caught.value.key == key
     assert str(caught.value).startswith(f"actions.toml: {key}: ")
+
+
+def _reference_scores(intent_probs: dict[str, float], catalog: ActionCatalog) -> list[float]:
+    """Every term of every action in turn: what the indexed scores must equal exactly."""
+    return [
+        sum(p * action.weight(intent) for intent, p in intent_probs.items() if p > 0)
+        for action in catalog.actions
+    ]
+
+
+def test_indexed_scores_equal_every_term_added_in_turn_exactly() -> None:
+    catalog = CATALOG
+    intents = [*sorted({i for a in catalog.actions for i in a.intents} - {"*"}), "unlisted", "*"]
+    rng = random.Random(5)
+    for _ in range(500):
+        chosen = rng.sample(intents, rng.randint(1, 8))
+        probs = {i: rng.choice([0.0, -0.1, rng.random(), rng.random() / 1e6]) for i in chosen}
+        assert catalog.scores(probs) == _reference_scores(probs, catalog)
+    # a catalog with its catch-all actions first and last
+    text = """
+    [[actions]]
+    id = "any_first"
+    title = "any"
+    intents = { "*" = 0.3, b = 2.0 }
+    [[actions]]
+    id = "a_only"
+    title = "a"
+    intents = { a = 1.0, b = 0.0 }
+    [[actions]]
+    id = "any_last"
+    title = "any"
+    intents = { "*" = 0.1 }
+    """
+    small = ActionCatalog.parse(text)
+    for probs in ({"a": 0.5, "b": 0.25, "c": 0.25}, {"c": 1.0}, {"b": 0.7, "a": 0.3}):
+        assert small.scores(probs) == _reference_scores(probs, small)
+    assert small.scores({"b": 1.0}) == [2.0, 0.0, 0.1]
