@@ -94,6 +94,21 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(
         default=0.01, gt=0, description="Longest a scorer waits to fill a micro-batch (seconds)."
     )
+    monitor_batch_size: int = Field(
+        default=512,
+        ge=1,
+        description="Largest micro-batch the ticker and intent monitors take.",
+    )
+    monitor_batch_max_wait_s: float = Field(
+        default=0.25,
+        gt=0,
+        description=(
+            "Longest the monitors wait to fill a micro-batch (seconds). A batch rewrites"
+            " the state row of every ticker and intent it touched, a row as large as the"
+            " subject's window, so fewer, larger batches write less changelog; alerts come"
+            " up to this much later."
+        ),
+    )
     latency_target_s: float = Field(
         default=0.0,
         ge=0,

@@ -131,6 +131,9 @@ class Collaborators:
     """The served traffic's drift against each version's reference (None: not measured)."""
     poison: PoisonGuard = field(default_factory=PoisonGuard)
     """In-flight notes and the quarantine of ``worker --supervise`` (inert without it)."""
+    monitor_batch_size: int = 512
+    monitor_batch_max_wait_s: float = 0.25
+    """The monitors' batches: larger and rarer than the scorers' (fewer state rows written)."""
     latency_target_s: float = 0.0
     """Close batches adaptively for this produce-to-output latency (0: fixed size and wait)."""
     route_in_scorer: bool = True
@@ -345,20 +348,28 @@ def batched(
     handle: Callable[[Sequence[Any]], Awaitable[None]],
     *,
     adaptive: bool = False,
+    monitor: bool = False,
 ) -> Agent:
     """An agent that hands micro-batches to ``handle`` and acks each batch after it.
 
     An ``adaptive`` agent (the scorers: the produce-to-output path) with a latency target
     closes its batches as a :class:`BatchController` plans (at most ``batch_size``
-    records); the others, at ``batch_size`` or every ``batch_max_wait_s``.
+    records); a ``monitor``, at ``monitor_batch_size`` or every
+    ``monitor_batch_max_wait_s``; the others, at ``batch_size`` or every
+    ``batch_max_wait_s``.
     """
+    size, wait = (
+        (c.monitor_batch_size, c.monitor_batch_max_wait_s)
+        if monitor
+        else (c.batch_size, c.batch_max_wait_s)
+    )
 
     async def agent(stream: Any) -> None:
-        controller = BatchController(c.latency_target_s or c.batch_max_wait_s, c.batch_size)
+        controller = BatchController(c.latency_target_s or wait, size)
         if adaptive and c.latency_target_s > 0:
             batches = adaptive_batches(stream, controller)
         else:
-            batches = stream.noack_take(c.batch_size, within=c.batch_max_wait_s)
+            batches = stream.noack_take(size, within=wait)
         async for events in batches:
             c.metrics.batch_size.labels(name).observe(len(events))
             for event in events:

@@ -182,6 +182,8 @@ def build_app(
         max_record_bytes=settings.max_record_bytes,
         batch_size=settings.batch_size,
         batch_max_wait_s=settings.batch_max_wait_s,
+        monitor_batch_size=settings.monitor_batch_size,
+        monitor_batch_max_wait_s=settings.monitor_batch_max_wait_s,
         metrics=metrics,
         store_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-store"),
         max_tickers=settings.max_tickers_per_item,

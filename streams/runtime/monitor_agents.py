@@ -76,7 +76,7 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
             raised.extend((ticker, a, v) for a, v in zip(alerts, values, strict=True))
         await alerts_then_store(c, outbox, states, rows, raised)
 
-    return batched("ticker-monitor", c, handle)
+    return batched("ticker-monitor", c, handle, monitor=True)
 
 
 def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
@@ -111,4 +111,4 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             raised.extend((intent, a, v) for a, v in zip(alerts, values, strict=True))
         await alerts_then_store(c, outbox, states, rows, raised)
 
-    return batched("intent-monitor", c, handle)
+    return batched("intent-monitor", c, handle, monitor=True)

@@ -195,6 +195,8 @@ def _world(faults_point: faults.FaultPoint = "", batch_size: int = 1) -> World:
         max_record_bytes=1_000_000,
         batch_size=batch_size,
         batch_max_wait_s=0.05,
+        monitor_batch_size=batch_size,
+        monitor_batch_max_wait_s=0.05,
         metrics=Metrics.create(),
         store_executor=None,  # type: ignore[arg-type]
         faults=Faults(faults_point),
@@ -568,3 +570,17 @@ def test_a_store_failure_exits_without_acknowledging_or_writing_the_history() ->
         world.run(make_message_scorer(world.collab, world.table), [_raw_message(0, "c0", b"c0")])
     assert ("confirmed", "tickets_routed") in world.log  # the confirm still ended
     assert not any(e[0] in ("ack", "write", "stored") for e in world.log)
+
+
+def test_the_monitors_take_their_own_larger_batches() -> None:
+    world = _world(batch_size=1)
+    world.collab.monitor_batch_size = 8  # the scorers' batches stay at one record
+    world.run(make_ticker_monitor(world.collab, world.table), _burst())
+    writes = [i for i, e in enumerate(world.log) if e[0] == "write"]
+    acks = [i for i, e in enumerate(world.log) if e[0] == "ack"]
+    assert len(writes) == 1 and len(acks) == 5 and writes[0] < min(acks)  # one batch of 5
+    world = _scorer_world(route_in_scorer=True)
+    world.collab.batch_size, world.collab.monitor_batch_size = 1, 8
+    batch = [_raw_message(n, f"c{n}", f"c{n}".encode()) for n in range(3)]
+    world.run(make_message_scorer(world.collab, world.table), batch)
+    assert [e[0] for e in world.log].count("write") == 3  # one batch per message
