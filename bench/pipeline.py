@@ -101,15 +101,14 @@ def run_point(
     """Start one worker with the plan's batching (and any other ``overrides`` of its
     settings; ``source``: the code of another checkout), measure, stop it; return the
     results."""
+    batching = {
+        "batch_size": str(plan.batch_size),
+        "batch_max_wait_s": str(plan.max_wait_s),
+        "latency_target_s": str(plan.latency_target_s),
+    }
+    # an override of the plan's own batching (bench.ab's arm B) wins
     settings = private_settings(
-        base,
-        bootstrap,
-        registry,
-        workdir,
-        batch_size=str(plan.batch_size),
-        batch_max_wait_s=str(plan.max_wait_s),
-        latency_target_s=str(plan.latency_target_s),
-        **(overrides or {}),
+        base, bootstrap, registry, workdir, **{**batching, **(overrides or {})}
     )
     tag = f"bs{plan.batch_size}-w{plan.max_wait_s:g}-t{plan.latency_target_s:g}"
     rng = random.Random(7)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bench import pipeline
 from bench.ab import _overrides, main, order, summary
 from bench.worker import _env_args
 from streams.settings import Settings
@@ -71,3 +72,24 @@ def test_a_worker_gets_every_setting_its_caller_set_but_no_secret() -> None:
     assert "STREAMSENSE_ALERT_COOLDOWN_S=5.0" in args
     # TLS/SASL reach the worker through the inherited environment, never as arguments
     assert not any("KAFKA_S" in a or "hunter2" in a for a in args)
+
+
+def test_arm_b_may_override_the_plans_own_batching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.ab's arm B with batch_max_wait_s=...: it wins over the plan's (it collided)."""
+    seen: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "private_settings", capture)
+    plan = pipeline.PointPlan(64, 0.01, 0.0, 10, 0, 130.0, 5.0, 0.5, 0)
+    texts = pipeline.Texts(messages=["hi"], news=["up"])
+    with pytest.raises(Stop):
+        pipeline.run_point(
+            Settings(), "b:1", Path("r"), Path("w"), texts, plan, {"batch_max_wait_s": "0.005"}
+        )
+    assert seen == {"batch_size": "64", "batch_max_wait_s": "0.005", "latency_target_s": "0.0"}
