@@ -87,7 +87,6 @@ class Worker:
         """Start a worker with ``settings``; ``source``: run the code of that checkout (a
         git worktree of another revision) instead of this one."""
         workdir.mkdir(parents=True, exist_ok=True)
-        code = [f"PYTHONPATH={source.resolve()}"] if source is not None else []
         log = workdir / f"worker-{settings.app_id}.log"
         with log.open("wb") as handle:
             # `env` adds our settings to the inherited environment and execs Python (same pid)
@@ -95,7 +94,6 @@ class Worker:
                 [
                     "env",
                     *_env_args(settings, free_port()),
-                    *code,
                     sys.executable,
                     "-m",
                     "streams.cli",

@@ -399,28 +399,27 @@ class Settings(BaseSettings):
         """The dead-letter topic of an input topic."""
         return f"{topic}.dlq"
 
-    def all_topics(self) -> list[str]:
-        """Every topic the pipeline reads or writes, dead-letter topics included."""
-        inputs = [self.topic_news_raw, self.topic_messages_raw, self.topic_feedback]
-        internal = [self.topic_news_scored, self.topic_messages_scored, self.topic_tickets_routed]
-        return [
-            *inputs,
-            *internal,
-            self.topic_recommendations,
-            self.topic_alerts,
-            self.topic_models_control,
-            *[self.dlq_topic(t) for t in [*inputs, *internal]],
-        ]
-
     def consumed_topics(self) -> list[str]:
-        """Every topic the worker's agents consume."""
+        """Every topic the worker's agents consume: the inputs, then the internal topics."""
         return [
             self.topic_news_raw,
             self.topic_messages_raw,
+            self.topic_feedback,
             self.topic_news_scored,
             self.topic_messages_scored,
             self.topic_tickets_routed,
-            self.topic_feedback,
+        ]
+
+    def all_topics(self) -> list[str]:
+        """Every topic the pipeline reads or writes, dead-letter topics included (each
+        consumed topic has one)."""
+        consumed = self.consumed_topics()
+        return [
+            *consumed,
+            self.topic_recommendations,
+            self.topic_alerts,
+            self.topic_models_control,
+            *[self.dlq_topic(t) for t in consumed],
         ]
 
     def parallel_calls(self) -> int:

@@ -122,6 +122,9 @@ class Collaborators:
     max_record_bytes: int
     batch_size: int
     batch_max_wait_s: float
+    monitor_batch_size: int
+    monitor_batch_max_wait_s: float
+    """The monitors' batches: larger and rarer than the scorers' (fewer state rows written)."""
     metrics: Metrics
     store_executor: Executor
     max_tickers: int = DEFAULT_MAX_TICKERS
@@ -131,9 +134,6 @@ class Collaborators:
     """The served traffic's drift against each version's reference (None: not measured)."""
     poison: PoisonGuard = field(default_factory=PoisonGuard)
     """In-flight notes and the quarantine of ``worker --supervise`` (inert without it)."""
-    monitor_batch_size: int = 512
-    monitor_batch_max_wait_s: float = 0.25
-    """The monitors' batches: larger and rarer than the scorers' (fewer state rows written)."""
     latency_target_s: float = 0.0
     """Close batches adaptively for this produce-to-output latency (0: fixed size and wait)."""
     route_in_scorer: bool = True

@@ -48,11 +48,15 @@ def test_arm_b_takes_only_real_settings() -> None:
             _overrides(bad)
 
 
-def test_main_wants_arm_b_settings_or_arm_a_code(tmp_path: Path) -> None:
+def test_main_wants_arm_b_settings_or_arm_a_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         main(["--registry", str(tmp_path)])
-    with pytest.raises(SystemExit):  # not a checkout: no streams/cli there
+    assert "give arm B's SETTING=VALUE, or --a-source" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["--registry", str(tmp_path), "--a-source", str(tmp_path)])
+    assert "no streams/cli there (not a checkout)" in capsys.readouterr().err
 
 
 def test_a_worker_gets_every_setting_its_caller_set_but_no_secret() -> None:

@@ -55,9 +55,10 @@ def test_a_failed_write_is_raised_once_the_confirm_has_ended() -> None:
     assert log == ["confirmed"]
 
 
-@pytest.mark.parametrize("record_rows", [(None, ["a"]), ("writer", [])])
-def test_no_store_or_no_rows_only_confirms(record_rows: tuple[str | None, list[str]]) -> None:
+@pytest.mark.parametrize(("with_store", "rows"), [(False, ["a"]), (True, [])])
+def test_no_store_or_no_rows_only_confirms(with_store: bool, rows: list[str]) -> None:
     log: list[str] = []
-    record = _writer(log) if record_rows[0] else None
-    asyncio.run(confirmed_and_stored(_confirm(log), record, ThreadPoolExecutor(1), record_rows[1]))
+    record = _writer(log) if with_store else None
+    with ThreadPoolExecutor(1) as executor:
+        asyncio.run(confirmed_and_stored(_confirm(log), record, executor, rows))
     assert log == ["confirmed"]
