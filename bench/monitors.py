@@ -3,12 +3,15 @@
     python -m bench.monitors [--windows 200 1000 3000] [--batches 60] [--rounds 5]
 
 Twenty intents (a skewed mix, as the intent model predicts them), each window pre-filled
-to W items; then batches of 64 routed messages: a key's state is taken from the parsed
-states the agent keeps (:class:`streams.runtime.tables.ParsedRows`) or parsed from its row,
-updated per message, and turned into its row and JSON once per batch, as
-``BatchRows.write`` and Faust's JSON codec do. Prints the median microseconds per message
-over the rounds for each window size. Before 2026-12-06 (a95a268) the same work cost 156,
-567 and 1,744 µs per message at 200, 1,000 and 3,000 items (README, Benchmarks).
+to W items over its five minutes; then batches of 64 routed messages, a few milliseconds
+apart: each batch reads its states through :class:`streams.runtime.tables.BatchRows` (from
+the parsed states the agent keeps, or from the rows), updates them per message, and writes
+its rows back, each turned into JSON as Faust's codec does. Prints, per window size, the
+median microseconds and the bytes of rows written per message over the rounds.
+
+Before 2026-12-06 (a95a268) the same work cost 156, 567 and 1,744 µs per message at 200,
+1,000 and 3,000 items; with the window in one row (d722347) 28, 63 and 156 µs and 0.8, 4.5
+and 13 KB per message (README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -23,54 +26,71 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
-from streams.runtime.tables import ParsedRows
+from streams.runtime.monitor_agents import IntentRows
+from streams.runtime.tables import BatchRows, ParsedRows
 
 INTENTS = [f"intent{i}" for i in range(20)]
 WEIGHTS = [1 / (i + 1) for i in range(20)]
 BATCH = 64
 
 
-def _filled(window: int, params: IntentParams, now: datetime) -> dict[str, dict[str, Any]]:
-    rows = {}
-    start = now - timedelta(seconds=200)
+class _Event:
+    """What ``BatchRows.write`` needs of a record: something to set as Faust's current event."""
+
+
+class _JsonTable(dict[str, Any]):
+    """A table that counts the JSON bytes of every row written to it."""
+
+    written = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written += len(json.dumps(value))
+        super().__setitem__(key, value)
+
+
+def _filled(window: int, params: IntentParams, now: datetime) -> _JsonTable:
+    table = _JsonTable()
+    step = params.window.total_seconds() / window
+    codec = IntentRows()
     for intent in INTENTS:
         state: IntentState | None = None
         for k in range(window):
-            at = start + timedelta(milliseconds=10 * k)
+            at = now - params.window + timedelta(seconds=step * (k + 0.5))
             event = IntentEvent(intent, f"pre-{intent}-{k:06d}", at, "v1")
             state, _ = update_intent(state, event, params, now=now)
         assert state is not None
-        rows[intent] = state.to_dict()
-    return rows
+        row, beside, _ = codec.write(intent, None, None, state)
+        table.update(beside)
+        table[intent] = row
+    table.written = 0
+    return table
 
 
-def per_message_us(window: int, batches: int, seed: int = 1) -> float:
-    """Microseconds of monitor work per routed message at ``window`` items per intent."""
+def per_message(window: int, batches: int, seed: int = 1) -> tuple[float, float]:
+    """(microseconds, bytes of rows written) per routed message at ``window`` items per
+    intent."""
     rng = random.Random(seed)
     params = IntentParams()
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     table = _filled(window, params, now)
     parsed: ParsedRows[IntentState] = ParsedRows()
+    event = _Event()
     n = 0
     started = time.perf_counter()
     for b in range(batches):
-        seen: dict[str, IntentState] = {}
+        rows = BatchRows(table, IntentRows(), "intent-state", parsed)
         for m in range(BATCH):
             intent = rng.choices(INTENTS, WEIGHTS)[0]
-            state = seen.get(intent)
-            if state is None:
-                raw = table[intent]
-                state = parsed.lookup(intent, raw) or IntentState.from_dict(raw)
-            at = now + timedelta(milliseconds=n)
+            at = now + timedelta(milliseconds=4 * n)
             n += 1
-            event = IntentEvent(intent, f"m-{b}-{m}", at, "v1")
-            seen[intent], _ = update_intent(state, event, params, now=now + timedelta(seconds=1))
-        for intent, state in seen.items():
-            row = state.to_dict()
-            json.dumps(row)
-            table[intent] = row
-            parsed.store(intent, row, state)
-    return (time.perf_counter() - started) / (batches * BATCH) * 1e6
+            routed = IntentEvent(intent, f"m-{b}-{m}", at, "v1")
+            state, _ = update_intent(
+                rows.get(intent), routed, params, now=now + timedelta(seconds=60)
+            )
+            rows.put(intent, state, event)
+        rows.write()
+    elapsed = time.perf_counter() - started
+    return elapsed / n * 1e6, table.written / n
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -80,8 +100,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     for window in args.windows:
-        times = [per_message_us(window, args.batches) for _ in range(args.rounds)]
-        print(f"window {window} items: {statistics.median(times):.0f} us per message")
+        runs = [per_message(window, args.batches) for _ in range(args.rounds)]
+        micros = statistics.median(us for us, _ in runs)
+        written = statistics.median(size for _, size in runs)
+        print(
+            f"window {window} items: {micros:.0f} us per message,"
+            f" {written / 1000:.1f} KB of rows per message"
+        )
 
 
 if __name__ == "__main__":

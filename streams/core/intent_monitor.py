@@ -1,14 +1,16 @@
 """Complaint-spike alerts per intent: the count in a short window against its usual rate.
 
-One ``IntentState`` per intent (a Faust table row, via ``to_dict``/``from_dict``). The
-baseline is an EWMA of per-bucket counts (empty buckets count as zero), bias-corrected
-while young and never below a floor. Evidence is message ids only, never text.
+One ``IntentState`` per intent, stored as a head row and one row per ten-second chunk of
+its window (``streams.runtime.monitor_agents.IntentRows``). The baseline is an EWMA of
+per-bucket counts (empty buckets count as zero), bias-corrected while young and never
+below a floor. Evidence is message ids only, never text.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -45,6 +47,8 @@ class IntentParams:
     cooldown: timedelta = timedelta(minutes=30)
     max_evidence: int = 20
     max_window_items: int = 5000
+    chunk: timedelta = timedelta(seconds=10)
+    """Span of one stored piece of the window (a table row of its own)."""
     max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
     """A message dated further past the wall clock is refused (``event_time_in_future``)."""
 
@@ -70,30 +74,128 @@ class IntentEvent:
 
 
 @dataclass(frozen=True)
-class IntentState:
-    """An intent's recent message ids, baseline and cooldown; JSON-ready through ``to_dict``.
+class WindowChunk:
+    """The window's message ids whose event time falls in one span of ``chunk_s`` seconds
+    (``index = floor(time / chunk_s)``), sorted by (event time, id).
 
-    The window is two parallel tuples, sorted by (event time, id): every per-message step
-    (the duplicate check, the insertion, the cut, the row's lists) is then one C-level
-    operation on a tuple, never a Python loop over the window.
+    Each chunk is a table row of its own, so a batch rewrites the chunks it added to or cut
+    (usually the newest and the oldest), not the whole window: a row of the whole window
+    grew with it (152 KB at 3,000 messages) and was rewritten at every batch that touched
+    the intent.
+    """
+
+    index: int
+    ids: tuple[str, ...] = ()
+    times: tuple[float, ...] = ()
+    """Event time (epoch seconds) of each id in ``ids``."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def holds(self, message_id: str, at: float) -> bool:
+        """True when message ``message_id`` at ``at`` is in the chunk (a redelivery)."""
+        lo = bisect.bisect_left(self.times, at)
+        hi = bisect.bisect_right(self.times, at, lo)
+        return hi > lo and message_id in self.ids[lo:hi]
+
+    def with_message(self, message_id: str, at: float) -> WindowChunk:
+        """The chunk with one more message, still sorted by (event time, id)."""
+        ids, times = self.ids, self.times
+        lo, hi = bisect.bisect_left(times, at), bisect.bisect_right(times, at)
+        pos = bisect.bisect_right(ids, message_id, lo, hi) if hi > lo else lo
+        return replace(
+            self,
+            ids=(*ids[:pos], message_id, *ids[pos:]),
+            times=(*times[:pos], at, *times[pos:]),
+        )
+
+    def without_oldest(self, count: int) -> WindowChunk:
+        """The chunk without its ``count`` oldest messages."""
+        return replace(self, ids=self.ids[count:], times=self.times[count:])
+
+    def count_between(self, start: float, end: float) -> int:
+        """Messages dated ``start <= time < end``."""
+        return bisect.bisect_left(self.times, end) - bisect.bisect_left(self.times, start)
+
+    def to_row(self) -> dict[str, Any]:
+        """JSON-ready form: the ids as a list, their times packed (:func:`_pack_times`)."""
+        return {"ids": list(self.ids), "times": _pack_times(self.times)}
+
+    @classmethod
+    def from_row(cls, index: int, row: Mapping[str, Any]) -> WindowChunk:
+        """Inverse of ``to_row``."""
+        ids, times = tuple(map(str, row["ids"])), _unpack_times(row["times"])
+        if len(ids) != len(times):
+            raise ValueError(f"{len(ids)} ids but {len(times)} times")
+        return cls(index, ids, times)
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """An intent's recent message ids, baseline and cooldown.
+
+    The window is a tuple of :class:`WindowChunk`, oldest first, together holding exactly
+    the messages of the window (the oldest chunk is cut at the window's start). Stored as
+    one *head* row (``head_row``: watermark, baseline, cooldown and the chunks' indices) and
+    one row per chunk; see ``streams.runtime.monitor_agents.IntentRows``. The count of the
+    open bucket is not stored: it is counted from the window when the bucket closes, so a
+    crash between a batch's chunk rows and its head row cannot count a message twice (a
+    redelivered message found in its chunk changes nothing; one not found is added, and
+    counted once, when its bucket closes).
     """
 
     subject: str
     watermark: float | None = None
-    ids: tuple[str, ...] = ()
-    """Message ids in the window, oldest first."""
-    times: tuple[float, ...] = ()
-    """Event time (epoch seconds) of each id in ``ids``."""
+    chunks: tuple[WindowChunk, ...] = ()
+    chunk_s: float = 10.0
+    """Span of one chunk (seconds); a state keeps the span it was stored with."""
     bucket: int | None = None
-    bucket_count: int = 0
+    """The open bucket: the watermark's."""
     ewma: float = 0.0
     buckets_seen: int = 0
     cooldown_until: float | None = None
 
     @property
+    def ids(self) -> tuple[str, ...]:
+        """Message ids in the window, oldest first."""
+        return tuple(i for chunk in self.chunks for i in chunk.ids)
+
+    @property
+    def times(self) -> tuple[float, ...]:
+        """Event time (epoch seconds) of each id in ``ids``."""
+        return tuple(t for chunk in self.chunks for t in chunk.times)
+
+    @property
     def items(self) -> list[tuple[str, float]]:
         """(message id, event time) in the window, oldest first."""
         return list(zip(self.ids, self.times, strict=True))
+
+    @property
+    def size(self) -> int:
+        """Messages in the window."""
+        return sum(len(chunk) for chunk in self.chunks)
+
+    def newest_ids(self, count: int) -> list[str]:
+        """The ``count`` newest message ids, oldest first."""
+        newest: list[str] = []
+        for chunk in reversed(self.chunks):
+            newest[:0] = chunk.ids[-(count - len(newest)) :]
+            if len(newest) >= count:
+                break
+        return newest
+
+    def bucket_count(self, params: IntentParams) -> int:
+        """Messages of the window in the open bucket."""
+        return self._count_in(self.bucket, params) if self.bucket is not None else 0
+
+    def _count_in(self, bucket: int, params: IntentParams) -> int:
+        span = params.bucket.total_seconds()
+        start, end = bucket * span, (bucket + 1) * span
+        return sum(
+            chunk.count_between(start, end)
+            for chunk in self.chunks
+            if (chunk.index + 1) * self.chunk_s > start and chunk.index * self.chunk_s < end
+        )
 
     def baseline_per_bucket(self, params: IntentParams) -> float:
         """Usual messages per bucket (bias-corrected EWMA, at least the floor)."""
@@ -102,25 +204,52 @@ class IntentState:
         corrected = self.ewma / (1.0 - (1.0 - params.alpha) ** self.buckets_seen)
         return max(corrected, params.baseline_floor)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: the window as a list of ``ids`` and their ``times`` packed (see
-        :func:`_pack_times`)."""
+    def head_row(self) -> dict[str, Any]:
+        """JSON-ready form of everything but the chunks' contents (``chunks``: indices)."""
         return {
             "subject": self.subject,
             "watermark": self.watermark,
-            "ids": list(self.ids),
-            "times": _pack_times(self.times),
+            "chunk_s": self.chunk_s,
+            "chunks": [chunk.index for chunk in self.chunks],
             "bucket": self.bucket,
-            "bucket_count": self.bucket_count,
             "ewma": self.ewma,
             "buckets_seen": self.buckets_seen,
             "cooldown_until": self.cooldown_until,
         }
 
+    @staticmethod
+    def is_head_row(row: Mapping[str, Any]) -> bool:
+        """True for a ``head_row``; False for a row of the older form, the whole window in
+        one row (:meth:`from_whole_row`)."""
+        return "chunks" in row
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IntentState:
-        """Inverse of ``to_dict``; also reads rows written before 2026-12-06, whose window
-        is one list of ``[id, time]`` pairs under ``items``."""
+    def from_rows(
+        cls, head: Mapping[str, Any], chunks: Mapping[int, Mapping[str, Any] | None]
+    ) -> IntentState:
+        """Inverse of ``head_row`` and the chunks' ``to_row``, by index; a chunk the head
+        names without a row reads as empty."""
+        chunk_s = float(head["chunk_s"])
+        if not chunk_s > 0:
+            raise ValueError(f"chunk_s {chunk_s} is not positive")
+        indices = sorted(int(i) for i in head["chunks"])
+        read = (WindowChunk.from_row(i, row) for i in indices if (row := chunks.get(i)))
+        return cls(
+            subject=str(head["subject"]),
+            watermark=head.get("watermark"),
+            chunks=tuple(chunk for chunk in read if len(chunk)),
+            chunk_s=chunk_s,
+            bucket=head.get("bucket"),
+            ewma=float(head["ewma"]),
+            buckets_seen=int(head["buckets_seen"]),
+            cooldown_until=head.get("cooldown_until"),
+        )
+
+    @classmethod
+    def from_whole_row(cls, data: Mapping[str, Any], chunk_s: float = 10.0) -> IntentState:
+        """A row of the older form, the whole window in one row: ``ids`` and packed
+        ``times`` (2026-12-06), or ``items``, [id, time] pairs (before). Its window is
+        split into chunks of ``chunk_s``, which the next write stores as rows."""
         if "items" in data:
             pairs = [(str(i), float(t)) for i, t in data["items"]]
             ids, times = tuple(i for i, _ in pairs), tuple(t for _, t in pairs)
@@ -128,13 +257,17 @@ class IntentState:
             ids, times = tuple(map(str, data["ids"])), _unpack_times(data["times"])
         if len(ids) != len(times):
             raise ValueError(f"{len(ids)} ids but {len(times)} times")
+        chunks: dict[int, WindowChunk] = {}
+        for message_id, at in sorted(zip(ids, times, strict=True), key=lambda p: (p[1], p[0])):
+            index = math.floor(at / chunk_s)
+            chunk = chunks.get(index) or WindowChunk(index)
+            chunks[index] = replace(chunk, ids=(*chunk.ids, message_id), times=(*chunk.times, at))
         return cls(
             subject=str(data["subject"]),
             watermark=data.get("watermark"),
-            ids=ids,
-            times=times,
+            chunks=tuple(chunks[i] for i in sorted(chunks)),
+            chunk_s=chunk_s,
             bucket=data.get("bucket"),
-            bucket_count=int(data["bucket_count"]),
             ewma=float(data["ewma"]),
             buckets_seen=int(data["buckets_seen"]),
             cooldown_until=data.get("cooldown_until"),
@@ -155,25 +288,41 @@ def _unpack_times(packed: str) -> tuple[float, ...]:
     return struct.unpack(f"<{len(raw) // 8}d", raw)
 
 
-def _count_in_bucket(state: IntentState, bucket: int, params: IntentParams) -> dict[str, Any]:
-    """The fields that change when one message counts in ``bucket``: the buckets before it
-    close into the EWMA."""
+def _close_bucket(state: IntentState, bucket: int, params: IntentParams) -> dict[str, Any]:
+    """The fields that change when a message of ``bucket`` arrives: the buckets before it
+    close into the EWMA, the open one with its count taken from the window."""
     if state.bucket is None:
-        return {"bucket": bucket, "bucket_count": 1}
-    if bucket < state.bucket:  # late: its bucket is already in the baseline
+        return {"bucket": bucket}
+    if bucket <= state.bucket:  # the open bucket, or a late one already in the baseline
         return {}
-    if bucket == state.bucket:
-        return {"bucket_count": state.bucket_count + 1}
     alpha = params.alpha
-    ewma = alpha * state.bucket_count + (1.0 - alpha) * state.ewma
+    ewma = alpha * state.bucket_count(params) + (1.0 - alpha) * state.ewma
     empty = min(bucket - state.bucket - 1, 100_000)
     ewma *= (1.0 - alpha) ** empty
-    return {
-        "bucket": bucket,
-        "bucket_count": 1,
-        "ewma": ewma,
-        "buckets_seen": state.buckets_seen + 1 + empty,
-    }
+    return {"bucket": bucket, "ewma": ewma, "buckets_seen": state.buckets_seen + 1 + empty}
+
+
+def _cut(chunks: tuple[WindowChunk, ...], start: float, limit: int) -> tuple[WindowChunk, ...]:
+    """The window from ``start`` (exclusive), at most its ``limit`` newest messages."""
+    first = 0
+    while first < len(chunks) and chunks[first].times[-1] <= start:
+        first += 1
+    chunks = chunks[first:]
+    if chunks and (old := bisect.bisect_right(chunks[0].times, start)):
+        chunks = (chunks[0].without_oldest(old), *chunks[1:])
+    excess = sum(len(chunk) for chunk in chunks) - limit
+    while excess > 0:
+        if len(chunks[0]) <= excess:
+            excess -= len(chunks[0])
+            chunks = chunks[1:]
+        else:
+            chunks = (chunks[0].without_oldest(excess), *chunks[1:])
+            excess = 0
+    return chunks
+
+
+def _chunk_index(chunk: WindowChunk) -> int:
+    return chunk.index
 
 
 def is_late(state: IntentState | None, event: IntentEvent, params: IntentParams) -> bool:
@@ -193,28 +342,25 @@ def update_intent(
     message id already in the window, or a message older than the window, changes nothing.
     """
     check_event_time(event.at, now, params.max_future_skew)
-    state = state or IntentState(subject=event.intent)
+    state = state or IntentState(subject=event.intent, chunk_s=params.chunk.total_seconds())
     at = epoch(event.at)
-    span = params.window.total_seconds()
     if is_late(state, event, params):
         return state, []
-    if event.id in state.ids:
+    # one chunk is searched and copied per message, never the whole window (re-sorting the
+    # window per message, then copying it whole, cost the worker more CPU than anything but
+    # the models once windows filled)
+    index = math.floor(at / state.chunk_s)
+    pos = bisect.bisect_left(state.chunks, index, key=_chunk_index)
+    found = pos < len(state.chunks) and state.chunks[pos].index == index
+    if found and state.chunks[pos].holds(event.id, at):
         return state, []
-    counted = _count_in_bucket(state, window_bucket(at, params.bucket), params)
+    counted = _close_bucket(state, window_bucket(at, params.bucket), params)
     watermark = at if state.watermark is None else max(state.watermark, at)
-    # the window stays sorted by (event time, id): one insertion and one cut by bisection
-    # on the times (re-sorting the window per message, then building the row's pairs in
-    # Python, cost the worker more CPU than anything but the models once windows filled)
-    ids, times = state.ids, state.times
-    lo, hi = bisect.bisect_left(times, at), bisect.bisect_right(times, at)
-    pos = bisect.bisect_right(ids, event.id, lo, hi) if hi > lo else lo
-    ids = (*ids[:pos], event.id, *ids[pos:])
-    times = (*times[:pos], at, *times[pos:])
-    first = max(bisect.bisect_right(times, watermark - span), len(times) - params.max_window_items)
-    if first > 0:
-        ids, times = ids[first:], times[first:]
-    state = replace(state, **counted, watermark=watermark, ids=ids, times=times)
-    count = len(ids)
+    chunk = (state.chunks[pos] if found else WindowChunk(index)).with_message(event.id, at)
+    chunks = (*state.chunks[:pos], chunk, *state.chunks[pos + found :])
+    chunks = _cut(chunks, watermark - params.window.total_seconds(), params.max_window_items)
+    state = replace(state, **counted, watermark=watermark, chunks=chunks)
+    count = state.size
 
     buckets_per_window = params.window / params.bucket
     baseline = state.baseline_per_bucket(params) * buckets_per_window
@@ -232,7 +378,7 @@ def update_intent(
         window_end=from_epoch(watermark),
         value=float(count),
         baseline=baseline,
-        evidence_ids=list(ids[-params.max_evidence :]),
+        evidence_ids=state.newest_ids(params.max_evidence),
         evidence=[],
         model_version=event.model_version,
         raised_at=now,

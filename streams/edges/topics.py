@@ -13,6 +13,7 @@ from kafka.errors import (
     KafkaTimeoutError,
     NotLeaderForPartitionError,
     TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
     for_code,
 )
 
@@ -143,7 +144,7 @@ def ensure_topics(
         started = time.monotonic()
         try:
             _wait_for_leaders(admin, wanted, started + leader_wait_s)
-        except (KafkaTimeoutError, NotLeaderForPartitionError) as exc:
+        except (KafkaTimeoutError, NotLeaderForPartitionError, UnknownTopicOrPartitionError) as exc:
             logger.warning(
                 "Created topics %s, but not every partition has a leader after %.0f s "
                 "(clients retry until one is elected): %s",
@@ -169,7 +170,9 @@ def _wait_for_leaders(
 
     The metadata names a new partition's leader a moment before that broker serves the
     partition, so a metadata check alone still lets the first sends fail; a ListOffsets
-    request is answered only by the serving leader (kafka-python retries it quietly).
+    request is answered only by the serving leader (kafka-python retries it quietly, except
+    when the leader does not know the topic yet: a cluster's brokers learn of a new topic
+    one after another, so that answer is retried here until the deadline).
     """
     admin.wait_for_topics(
         list(topics), timeout_ms=max(0, int((deadline - time.monotonic()) * 1000))
@@ -179,9 +182,16 @@ def _wait_for_leaders(
         for name, spec in topics.items()
         for p in range(spec["num_partitions"])
     }
-    admin.list_partition_offsets(
-        partitions, timeout_ms=max(1, int((deadline - time.monotonic()) * 1000))
-    )
+    while True:
+        try:
+            admin.list_partition_offsets(
+                partitions, timeout_ms=max(1, int((deadline - time.monotonic()) * 1000))
+            )
+            return
+        except UnknownTopicOrPartitionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _create(admin: KafkaAdminClient, wanted: dict[str, dict[str, Any]]) -> list[str]:

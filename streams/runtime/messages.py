@@ -36,7 +36,7 @@ from streams.runtime.agents import (
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.intake import attempt, read_record
 from streams.runtime.served import confirmed_and_stored, ticket_prediction
-from streams.runtime.tables import BatchRows
+from streams.runtime.tables import BatchRows, OneRow
 
 HISTORY = "customer-history"
 
@@ -44,7 +44,7 @@ HISTORY = "customer-history"
 def history_rows(table: Any) -> BatchRows[CustomerHistory]:
     """The customer-history rows one batch reads and updates (a history is a few
     contacts: parsed afresh for each batch)."""
-    return BatchRows(table, CustomerHistory.from_dict, CustomerHistory.to_dict, HISTORY)
+    return BatchRows(table, OneRow(CustomerHistory.from_dict, CustomerHistory.to_dict), HISTORY)
 
 
 async def route(

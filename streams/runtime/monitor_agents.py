@@ -5,11 +5,14 @@ seen twice in a batch sees its own update), sends the batch's alerts and dead le
 for the broker once, and only then writes the batch's table rows, whose record ids and
 cooldowns would suppress those alerts on a redelivery (a crash in between costs duplicate
 alerts with the same ``alert_id``, never a lost one).
+
+A ticker's state is one row. An intent's is a head row and a row per chunk of its window
+(:class:`IntentRows`), so a batch rewrites the chunks it changed, not the whole window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.core.intent_monitor import IntentEvent, IntentState, update_intent
@@ -22,10 +25,62 @@ from streams.runtime.agents import Agent, Collaborators, batched, utcnow
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, changelog_flush
 from streams.runtime.intake import attempt, read_record
-from streams.runtime.tables import BatchRows, ParsedRows
+from streams.runtime.tables import BatchRows, OneRow, ParsedRows
 
 Raised = list[tuple[str, Alert, bytes]]
 """(subject key, alert, encoded alert) of a batch, in order."""
+
+CHUNK_SEPARATOR = "@"
+"""Between an intent and a chunk's index in the key of the chunk's row."""
+
+
+def chunk_key(intent: str, index: int) -> str:
+    """Key of the row of chunk ``index`` of ``intent``'s window."""
+    return f"{intent}{CHUNK_SEPARATOR}{index}"
+
+
+class IntentRows:
+    """The intent monitor's rows: the head (``IntentState.head_row``) under the intent, and
+    each chunk of its window under :func:`chunk_key`.
+
+    A batch writes the chunks that changed (a new chunk object: added to or cut), then the
+    head, then deletes the chunks that left the window, all to the changelog partition of
+    the intent's key. A changelog partition keeps its records in order, so a crash leaves
+    the rows of its last batch written up to some point: some new chunk rows under the old
+    head (which reads the chunks it names, in their new form where written: a message of
+    the unacknowledged batch found there is a duplicate of its redelivery, one not found is
+    added), or the new head with old chunks that left its window still stored. Either way
+    each message is counted once (see ``IntentState``). A row of the older form (the whole
+    window under the intent) is read, and rewritten as head and chunks at its next write.
+    """
+
+    def read(self, key: str, row: Any, fetch: Callable[[str], Any]) -> IntentState:
+        if not IntentState.is_head_row(row):
+            return IntentState.from_whole_row(row)
+        return IntentState.from_rows(row, {i: fetch(chunk_key(key, i)) for i in row["chunks"]})
+
+    def write(
+        self, key: str, stored: Any, before: IntentState | None, after: IntentState
+    ) -> tuple[Any, dict[str, Any], list[str]]:
+        kept = {}
+        if stored is not None and before is not None and IntentState.is_head_row(stored):
+            kept = {chunk.index: chunk for chunk in before.chunks}
+        beside = {
+            chunk_key(key, chunk.index): chunk.to_row()
+            for chunk in after.chunks
+            if kept.get(chunk.index) is not chunk
+        }
+        now = {chunk.index for chunk in after.chunks}
+        gone = [chunk_key(key, index) for index in kept if index not in now]
+        return after.head_row(), beside, gone
+
+
+def check_intent(intent: str) -> None:
+    """Refuse an intent whose name could be taken for a chunk's key (``invalid_key``)."""
+    if CHUNK_SEPARATOR in intent:
+        raise InvalidRecordError(
+            "invalid_key", f"an intent may not contain {CHUNK_SEPARATOR!r} (chunk keys use it)"
+        )
 
 
 async def alerts_then_store(
@@ -50,7 +105,9 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
 
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
-        rows = BatchRows(states, TickerState.from_dict, TickerState.to_dict, "ticker-state", parsed)
+        rows = BatchRows(
+            states, OneRow(TickerState.from_dict, TickerState.to_dict), "ticker-state", parsed
+        )
         raised: Raised = []
         for event in events:
             message = event.message
@@ -86,7 +143,7 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
 
     async def handle(events: Sequence[Any]) -> None:
         outbox = Outbox(c.metrics)
-        rows = BatchRows(states, IntentState.from_dict, IntentState.to_dict, "intent-state", parsed)
+        rows = BatchRows(states, IntentRows(), "intent-state", parsed)
         raised: Raised = []
         for event in events:
             message = event.message
@@ -94,6 +151,7 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
             try:
                 ticket = read_record(message, RoutedTicket, c.max_record_bytes)
                 attempt("key", check_key, message.key, ticket.intent, "intent")
+                check_intent(ticket.intent)
                 intent = ticket.intent
                 state = rows.get(intent)
                 routed = attempt("event", IntentEvent.from_ticket, ticket)

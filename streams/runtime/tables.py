@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from faust.streams import _current_event
 
@@ -77,30 +77,61 @@ class ParsedRows(Generic[S]):
         return len(self._entries)
 
 
+class RowCodec(Protocol[S]):
+    """How a state is stored in a table: a row under its key, and maybe rows beside it."""
+
+    def read(self, key: str, row: Any, fetch: Callable[[str], Any]) -> S:
+        """The state of ``key`` from its row (never empty); ``fetch`` reads another row."""
+        ...
+
+    def write(
+        self, key: str, stored: Any, before: S | None, after: S
+    ) -> tuple[Any, dict[str, Any], list[str]]:
+        """What storing ``after`` writes, given the row ``stored`` under ``key`` (None for
+        none) and the state ``before`` read from it: (the key's row, rows beside it to
+        write, keys beside it to delete)."""
+        ...
+
+
+class OneRow(Generic[S]):
+    """A state stored as one row under its key."""
+
+    def __init__(self, parse: Callable[[Any], S], dump: Callable[[S], dict[str, Any]]) -> None:
+        self.parse = parse
+        self.dump = dump
+
+    def read(self, key: str, row: Any, fetch: Callable[[str], Any]) -> S:
+        return self.parse(row)
+
+    def write(
+        self, key: str, stored: Any, before: S | None, after: S
+    ) -> tuple[Any, dict[str, Any], list[str]]:
+        return self.dump(after), {}, []
+
+
 class BatchRows(Generic[S]):
     """The rows of one table that a batch reads and updates, written back in one go.
 
     A key's first read comes from the table; after that the batch sees its own update, so
     records with the same key are processed in order exactly as one at a time. Nothing is
     written to the table before :meth:`write`, which the agent calls only once the batch's
-    outputs are confirmed; a state is turned into its row (``dump``) only then, once per
-    key and batch however many of the batch's records updated it.
+    outputs are confirmed; a state is turned into its rows (``codec.write``) only then,
+    once per key and batch however many of the batch's records updated it.
     """
 
     def __init__(
         self,
         table: Any,
-        parse: Callable[[Any], S],
-        dump: Callable[[S], dict[str, Any]],
+        codec: RowCodec[S],
         name: str,
         parsed: ParsedRows[S] | None = None,
     ) -> None:
         self.table = table
-        self.parse = parse
-        self.dump = dump
+        self.codec = codec
         self.name = name
         self.parsed = parsed
         self._seen: dict[str, S | None] = {}
+        self._stored: dict[str, tuple[Any, S | None]] = {}
         self._rows: dict[str, tuple[Any, S]] = {}
         self._dropped: dict[str, Any] = {}
 
@@ -115,10 +146,12 @@ class BatchRows(Generic[S]):
         if self.parsed is not None and raw is not None:
             known = self.parsed.lookup(key, raw)
             if known is not None:
+                self._stored[key] = (raw, known)
                 return known
-        state = read_state(self.parse, raw, self.name)
+        state = read_state(lambda row: self.codec.read(key, row, self.table.get), raw, self.name)
         if self.parsed is not None and state is not None:
             self.parsed.store(key, raw, state)
+        self._stored[key] = (raw, state)
         return state
 
     def put(self, key: str, state: S, event: Any) -> None:
@@ -129,10 +162,11 @@ class BatchRows(Generic[S]):
 
     def drop_if_unreadable(self, key: str | None, event: Any, error: InvalidRecordError) -> None:
         """After ``error`` on ``event``: a row that cannot be read is dropped, so the key's
-        next record starts afresh."""
+        next record starts afresh (rows beside it, if its codec keeps any, are left)."""
         if error.reason != INVALID_STATE or key is None:
             return
         self._seen[key] = None
+        self._stored[key] = (None, None)
         self._rows.pop(key, None)
         self._dropped[key] = event
 
@@ -141,7 +175,9 @@ class BatchRows(Generic[S]):
 
     def write(self) -> None:
         """Write every updated row (and delete every dropped one) to the table, each to the
-        changelog partition of the record that produced it."""
+        changelog partition of the record that produced it: for each key, the rows beside
+        it, then its own row, then the deletes of rows beside it, so a changelog cut
+        anywhere holds every row its key's last complete row names."""
         for key, event in self._dropped.items():
             if self.parsed is not None:
                 self.parsed.drop(key)
@@ -149,9 +185,15 @@ class BatchRows(Generic[S]):
                 if key in self.table:
                     del self.table[key]
         for key, (event, state) in self._rows.items():
-            row = self.dump(state)
+            stored, before = self._stored.get(key, (None, None))
+            row, beside, gone = self.codec.write(key, stored, before, state)
             with as_current(event):
+                for other, value in beside.items():
+                    self.table[other] = value
                 self.table[key] = row
+                for other in gone:
+                    if other in self.table:
+                        del self.table[other]
             if self.parsed is not None:
                 self.parsed.store(key, row, state)
         self._rows.clear()

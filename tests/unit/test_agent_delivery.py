@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -409,7 +410,23 @@ def test_the_intent_monitor_checks_the_key_and_confirms_spikes_first() -> None:
     assert [letter["reason"] for letter in world.letters()] == ["invalid_key"]
     assert world.sent("alerts") == 1
     alert = world.log.index(("confirmed", "alerts"))
-    assert world.log[alert + 1] == ("write", "card_not_working")
+    writes = list(itertools.takewhile(lambda e: e[0] == "write", world.log[alert + 1 :]))
+    assert writes and writes[-1] == ("write", "card_not_working")  # chunks, then the head
+
+
+def test_an_intent_named_like_a_window_chunk_is_dead_lettered_not_stored() -> None:
+    """An intent's window is stored in rows keyed ``<intent>@<index>``: a ticket whose
+    intent has that shape would overwrite another intent's chunk, so it is refused."""
+    world = _world()
+    record = routed_ticket("t1", T0, intent="card_not_working@2", model_version="i1")
+    fine = routed_ticket("t2", T0, model_version="i1")
+    messages = [
+        FakeMessage("tickets.routed", 0, b"card_not_working@2", encode(record)),
+        FakeMessage("tickets.routed", 1, b"card_not_working", encode(fine)),
+    ]
+    world.run(make_intent_monitor(world.collab, world.table), messages)
+    assert [letter["reason"] for letter in world.letters()] == ["invalid_key"]
+    assert "card_not_working" in world.table and "card_not_working@2" not in world.table
 
 
 def test_a_batch_confirms_every_alert_once_before_it_writes_any_row() -> None:

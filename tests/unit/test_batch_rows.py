@@ -16,7 +16,7 @@ import faust
 import pytest
 
 from streams.errors import InvalidRecordError
-from streams.runtime.tables import BatchRows, ParsedRows, as_current
+from streams.runtime.tables import BatchRows, OneRow, ParsedRows, as_current
 
 
 def _in_a_batch(check: Callable[[Any, list[Any]], Any]) -> list[Any]:
@@ -98,7 +98,7 @@ class _Event:
 def test_a_batch_sees_its_own_updates_and_writes_only_on_write() -> None:
     table = _Table()
     table.update({"a": {"n": 1}})
-    rows = BatchRows(table, lambda raw: int(raw["n"]), lambda n: {"n": n}, "counts")
+    rows = BatchRows(table, OneRow(lambda raw: int(raw["n"]), lambda n: {"n": n}), "counts")
     assert rows.get("a") == 1 and rows.get("b") is None
     rows.put("a", 2, _Event(3))
     rows.put("b", 7, _Event(1))
@@ -119,20 +119,20 @@ def test_a_row_the_worker_wrote_is_not_parsed_again_but_a_recovered_one_is() -> 
     table = _Table()
     table.update({"a": {"n": 1}})
     parsed: ParsedRows[int] = ParsedRows()
-    rows = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    rows = BatchRows(table, OneRow(parse, lambda n: {"n": n}), "counts", parsed)
     assert rows.get("a") == 1 and len(parses) == 1
     rows.put("a", 5, _Event(0))
     rows.write()
 
-    following = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    following = BatchRows(table, OneRow(parse, lambda n: {"n": n}), "counts", parsed)
     assert following.get("a") == 5 and len(parses) == 1  # the row it wrote: known
 
     dict.__setitem__(table, "a", {"n": 9})  # recovered from the changelog: a new object
-    again = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    again = BatchRows(table, OneRow(parse, lambda n: {"n": n}), "counts", parsed)
     assert again.get("a") == 9 and len(parses) == 2
 
     dict.__setitem__(table, "b", {"n": "not a number"})
-    broken = BatchRows(table, parse, lambda n: {"n": n}, "counts", parsed)
+    broken = BatchRows(table, OneRow(parse, lambda n: {"n": n}), "counts", parsed)
     with pytest.raises(InvalidRecordError) as caught:
         broken.get("b")
     broken.drop_if_unreadable("b", _Event(1), caught.value)

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.intent_monitor import (
+    IntentEvent,
+    IntentParams,
+    IntentState,
+    WindowChunk,
+    update_intent,
+)
 from streams.core.intent_monitor import is_late as intent_late
 from streams.core.monitors import alert_id, decay, window_bucket
 from streams.core.records import EARLIEST_TIME, LATEST_TIME, Alert, RoutedTicket, ScoredNews
@@ -22,6 +28,7 @@ from streams.core.ticker_monitor import (
 )
 from streams.core.ticker_monitor import is_late as ticker_late
 from streams.errors import InvalidRecordError
+from streams.runtime.monitor_agents import IntentRows
 
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # wall clock: only stamps raised_at
@@ -315,39 +322,56 @@ def test_redelivered_messages_do_not_make_a_spike() -> None:
     assert states["card_not_working"] == before
 
 
-def test_intent_state_round_trips_through_json_and_alert_ids_are_stable() -> None:
+def _through_rows(states: dict[str, IntentState]) -> dict[str, IntentState]:
+    """Each state written as its rows (as JSON, like the changelog) and read back."""
+    codec = IntentRows()
+    table: dict[str, object] = {}
+    for key, state in states.items():
+        row, beside, gone = codec.write(key, None, None, state)
+        assert gone == []
+        table.update(json.loads(json.dumps(beside)))
+        table[key] = json.loads(json.dumps(row))
+    return {key: codec.read(key, table[key], table.get) for key in states}
+
+
+def test_intent_state_round_trips_through_its_rows_and_alert_ids_are_stable() -> None:
     events = [
         *_steady_intent("card_not_working", 3 * 60, seed=8),
         *_surge("card_not_working", T0 + timedelta(hours=2)),
     ]
     states, direct = _run_intents(events)
     state = states["card_not_working"]
-    assert IntentState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    assert len(state.chunks) > 1 and _through_rows(states) == states
 
     cut = T0 + timedelta(hours=1)
     early, _ = _run_intents(e for e in events if e.at < cut)
-    restored = {
-        k: IntentState.from_dict(json.loads(json.dumps(v.to_dict()))) for k, v in early.items()
-    }
-    _, resumed = _run_intents((e for e in events if e.at >= cut), restored)
+    _, resumed = _run_intents((e for e in events if e.at >= cut), _through_rows(early))
     assert direct and [a.alert_id for a in resumed] == [a.alert_id for a in direct]
 
 
-def test_an_intent_row_of_the_old_form_reads_as_the_same_state() -> None:
-    """Rows written before the window became two lists (``items``: [id, time] pairs) are
-    read from a changelog written by an older worker; a row whose lists disagree in
+def test_an_intent_row_of_the_old_forms_reads_as_the_same_state() -> None:
+    """Rows written before the window was split into chunks held it whole: ``ids`` and
+    packed ``times`` (2026-12-06), or ``items``, [id, time] pairs (before); a changelog
+    written by an older worker is read as the same state. A row whose lists disagree in
     length is refused (the worker then drops it as unreadable)."""
     events = list(_steady_intent("card_not_working", 30 * 60, seed=5))
     states, _ = _run_intents(events)
     state = states["card_not_working"]
-    new = state.to_dict()
-    old = {k: v for k, v in new.items() if k not in ("ids", "times")}
-    old["items"] = [[i, t] for i, t in zip(state.ids, state.times, strict=True)]
-    assert len(state.ids) > 1 and IntentState.from_dict(json.loads(json.dumps(old))) == state
+    head = state.head_row()
+    base = {k: v for k, v in head.items() if k not in ("chunks", "chunk_s")}
+    base["bucket_count"] = state.bucket_count(INTENT)
+    packed = WindowChunk(0, state.ids, state.times).to_row()
+    pairs = {**base, "items": [[i, t] for i, t in zip(state.ids, state.times, strict=True)]}
+    lists = {**base, **packed}
+    assert len(state.chunks) > 1
+    for old in (pairs, lists):
+        row = json.loads(json.dumps(old))
+        assert not IntentState.is_head_row(row)
+        assert IntentRows().read("card_not_working", row, {}.get) == state
     with pytest.raises(ValueError, match="ids but"):
-        IntentState.from_dict({**new, "ids": new["ids"][1:]})
+        IntentState.from_whole_row({**lists, "ids": lists["ids"][1:]})
     with pytest.raises(ValueError, match="float64s"):
-        IntentState.from_dict({**new, "times": "AAAA"})
+        IntentState.from_whole_row({**lists, "times": "AAAA"})
 
 
 def test_an_intent_is_not_judged_before_its_baseline_warms_up() -> None:
@@ -489,9 +513,9 @@ def test_the_key_of_a_scored_item_must_be_one_of_its_tickers() -> None:
 
 
 def test_the_intent_window_is_the_sorted_and_trimmed_one_whatever_the_arrival_order() -> None:
-    """The window kept by insertion and bisection is exactly the window re-sorted and
-    re-filtered from scratch after every message: late, shuffled and duplicate messages,
-    with ties in time, past the item cap."""
+    """The window kept in chunks by insertion and bisection is exactly the window re-sorted
+    and re-filtered from scratch after every message: late, shuffled and duplicate messages
+    (a duplicate: the same id at the same time), with ties in time, past the item cap."""
     params = IntentParams(max_window_items=100)
     rng = random.Random(3)
     start = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -505,7 +529,7 @@ def test_the_intent_window_is_the_sorted_and_trimmed_one_whatever_the_arrival_or
         late = intent_late(state, event, params)
         state, _ = update_intent(state, event, params, now=start + timedelta(hours=2))
         t = at.timestamp()
-        if late or any(i == event.id for i, _ in expected):
+        if late or (event.id, t) in expected:
             continue
         watermark = t if watermark is None else max(watermark, t)
         expected = sorted([*expected, (event.id, t)], key=lambda i: (i[1], i[0]))
