@@ -1,6 +1,7 @@
-"""The intent monitor's work per routed message, as its agent does it, no Kafka.
+"""The monitors' work per record, as their agents do it, no Kafka.
 
-    python -m bench.monitors [--windows 200 1000 3000] [--batches 60] [--rounds 5]
+    python -m bench.monitors [--windows 200 1000 3000] [--ticker-windows 100 300 1000]
+                             [--batches 60] [--rounds 5]
 
 Twenty intents (a skewed mix, as the intent model predicts them), each window pre-filled
 to W items over its five minutes; then batches of 64 routed messages, a few milliseconds
@@ -12,6 +13,10 @@ median microseconds and the bytes of rows written per message over the rounds.
 Before 2026-12-06 (a95a268) the same work cost 156, 567 and 1,744 µs per message at 200,
 1,000 and 3,000 items; with the window in one row (d722347) 28, 63 and 156 µs and 0.8, 4.5
 and 13 KB per message (README, Benchmarks).
+
+The ticker monitor likewise: five tickers (a skewed mix), each window pre-filled to W items
+over its fifteen minutes, then batches of 64 scored items; each ticker's row is one JSON
+row per batch that touched it.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.core.intent_monitor import IntentEvent, IntentParams, IntentState, update_intent
+from streams.core.ticker_monitor import NewsEvent, TickerParams, TickerState, update_ticker
 from streams.runtime.monitor_agents import IntentRows
-from streams.runtime.tables import BatchRows, ParsedRows
+from streams.runtime.tables import BatchRows, OneRow, ParsedRows
 
 INTENTS = [f"intent{i}" for i in range(20)]
 WEIGHTS = [1 / (i + 1) for i in range(20)]
+TICKERS = ["ACME", "NOKIA", "UPM", "KNEBV", "FORTUM"]
+HEADLINE = "Acme shares rise after a strong quarter and upbeat guidance from its management"
 BATCH = 64
 
 
@@ -93,9 +101,48 @@ def per_message(window: int, batches: int, seed: int = 1) -> tuple[float, float]
     return elapsed / n * 1e6, table.written / n
 
 
+def ticker_per_item(window: int, batches: int, seed: int = 1) -> tuple[float, float]:
+    """(microseconds, bytes of rows written) per scored item at ``window`` items per
+    ticker."""
+    rng = random.Random(seed)
+    params = TickerParams()
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    table = _JsonTable()
+    step = params.retention.total_seconds() / window
+    for ticker in TICKERS:
+        state: TickerState | None = None
+        for k in range(window):
+            at = now - params.retention + timedelta(seconds=step * (k + 0.5))
+            news = NewsEvent(ticker, f"pre-{k}", HEADLINE, rng.uniform(-1, 1), at, "s1")
+            state, _ = update_ticker(state, news, params, now=now)
+        assert state is not None
+        table[ticker] = state.to_dict()
+    table.written = 0
+    parsed: ParsedRows[TickerState] = ParsedRows()
+    codec = OneRow(TickerState.from_dict, TickerState.to_dict)
+    event = _Event()
+    n = 0
+    started = time.perf_counter()
+    for b in range(batches):
+        rows = BatchRows(table, codec, "ticker-state", parsed)
+        for m in range(BATCH):
+            ticker = rng.choices(TICKERS, [1 / (i + 1) for i in range(len(TICKERS))])[0]
+            at = now + timedelta(milliseconds=20 * n)
+            n += 1
+            news = NewsEvent(ticker, f"n-{b}-{m}", HEADLINE, rng.uniform(-1, 1), at, "s1")
+            state, _ = update_ticker(
+                rows.get(ticker), news, params, now=now + timedelta(seconds=60)
+            )
+            rows.put(ticker, state, event)
+        rows.write()
+    elapsed = time.perf_counter() - started
+    return elapsed / n * 1e6, table.written / n
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, nargs="+", default=[200, 1000, 3000])
+    parser.add_argument("--ticker-windows", type=int, nargs="*", default=[100, 300, 1000])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
@@ -106,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"window {window} items: {micros:.0f} us per message,"
             f" {written / 1000:.1f} KB of rows per message"
+        )
+    for window in args.ticker_windows:
+        runs = [ticker_per_item(window, args.batches) for _ in range(args.rounds)]
+        micros = statistics.median(us for us, _ in runs)
+        written = statistics.median(size for _, size in runs)
+        print(
+            f"ticker window {window} items: {micros:.0f} us per item,"
+            f" {written / 1000:.1f} KB of rows per item"
         )
 
 

@@ -104,9 +104,9 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Longest the monitors wait to fill a micro-batch (seconds). A batch rewrites"
-            " the state row of every ticker and intent it touched, a row as large as the"
-            " subject's window, so fewer, larger batches write less changelog; alerts come"
-            " up to this much later."
+            " the row of every ticker it touched (as large as the ticker's window) and the"
+            " head row of every intent it touched, so fewer, larger batches write less"
+            " changelog; alerts come up to this much later."
         ),
     )
     latency_target_s: float = Field(

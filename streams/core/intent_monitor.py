@@ -134,10 +134,12 @@ class WindowChunk:
 class IntentState:
     """An intent's recent message ids, baseline and cooldown.
 
-    The window is a tuple of :class:`WindowChunk`, oldest first, together holding exactly
-    the messages of the window (the oldest chunk is cut at the window's start). Stored as
-    one *head* row (``head_row``: watermark, baseline, cooldown and the chunks' indices) and
-    one row per chunk; see ``streams.runtime.monitor_agents.IntentRows``. The count of the
+    The window is a tuple of :class:`WindowChunk`, oldest first. A chunk leaves when its
+    newest message leaves the window, so the oldest chunk may still hold messages dated at
+    or before the window's start (``window_start``): they are not counted, and no row is
+    rewritten just because the window slid. Stored as one *head* row (``head_row``:
+    watermark, baseline, cooldown, the newest chunk, the older chunks' indices) and one row
+    per older chunk; see ``streams.runtime.monitor_agents.IntentRows``. The count of the
     open bucket is not stored: it is counted from the window when the bucket closes, so a
     crash between a batch's chunk rows and its head row cannot count a message twice (a
     redelivered message found in its chunk changes nothing; one not found is added, and
@@ -155,34 +157,27 @@ class IntentState:
     buckets_seen: int = 0
     cooldown_until: float | None = None
 
-    @property
-    def ids(self) -> tuple[str, ...]:
-        """Message ids in the window, oldest first."""
-        return tuple(i for chunk in self.chunks for i in chunk.ids)
+    def window_start(self, params: IntentParams) -> float | None:
+        """Messages dated at or before this (epoch seconds) are out of the window."""
+        return None if self.watermark is None else self.watermark - params.window.total_seconds()
 
-    @property
-    def times(self) -> tuple[float, ...]:
-        """Event time (epoch seconds) of each id in ``ids``."""
-        return tuple(t for chunk in self.chunks for t in chunk.times)
+    def _first_in_window(self, params: IntentParams) -> int:
+        """How many of the oldest chunk's messages are out of the window."""
+        start = self.window_start(params)
+        if not self.chunks or start is None:
+            return 0
+        return bisect.bisect_right(self.chunks[0].times, start)
 
-    @property
-    def items(self) -> list[tuple[str, float]]:
-        """(message id, event time) in the window, oldest first."""
-        return list(zip(self.ids, self.times, strict=True))
+    def window(self, params: IntentParams) -> list[tuple[str, float]]:
+        """(message id, event time) of the messages in the window, oldest first."""
+        stored = [
+            pair for chunk in self.chunks for pair in zip(chunk.ids, chunk.times, strict=True)
+        ]
+        return stored[self._first_in_window(params) :]
 
-    @property
-    def size(self) -> int:
+    def count(self, params: IntentParams) -> int:
         """Messages in the window."""
-        return sum(len(chunk) for chunk in self.chunks)
-
-    def newest_ids(self, count: int) -> list[str]:
-        """The ``count`` newest message ids, oldest first."""
-        newest: list[str] = []
-        for chunk in reversed(self.chunks):
-            newest[:0] = chunk.ids[-(count - len(newest)) :]
-            if len(newest) >= count:
-                break
-        return newest
+        return sum(len(chunk) for chunk in self.chunks) - self._first_in_window(params)
 
     def bucket_count(self, params: IntentParams) -> int:
         """Messages of the window in the open bucket."""
@@ -205,12 +200,16 @@ class IntentState:
         return max(corrected, params.baseline_floor)
 
     def head_row(self) -> dict[str, Any]:
-        """JSON-ready form of everything but the chunks' contents (``chunks``: indices)."""
+        """JSON-ready form of all but the older chunks' contents: the newest chunk
+        (``open``, a chunk row with its ``index``; it takes most of a batch's messages), and
+        the older chunks' indices (``chunks``)."""
+        newest = self.chunks[-1] if self.chunks else None
         return {
             "subject": self.subject,
             "watermark": self.watermark,
             "chunk_s": self.chunk_s,
-            "chunks": [chunk.index for chunk in self.chunks],
+            "chunks": [chunk.index for chunk in self.chunks[:-1]],
+            "open": None if newest is None else {"index": newest.index, **newest.to_row()},
             "bucket": self.bucket,
             "ewma": self.ewma,
             "buckets_seen": self.buckets_seen,
@@ -227,13 +226,17 @@ class IntentState:
     def from_rows(
         cls, head: Mapping[str, Any], chunks: Mapping[int, Mapping[str, Any] | None]
     ) -> IntentState:
-        """Inverse of ``head_row`` and the chunks' ``to_row``, by index; a chunk the head
-        names without a row reads as empty."""
+        """Inverse of ``head_row`` and the older chunks' ``to_row``, by index; a chunk the
+        head names without a row reads as empty."""
         chunk_s = float(head["chunk_s"])
         if not chunk_s > 0:
             raise ValueError(f"chunk_s {chunk_s} is not positive")
         indices = sorted(int(i) for i in head["chunks"])
-        read = (WindowChunk.from_row(i, row) for i in indices if (row := chunks.get(i)))
+        read = [WindowChunk.from_row(i, row) for i in indices if (row := chunks.get(i))]
+        if (newest := head["open"]) is not None:
+            read.append(WindowChunk.from_row(int(newest["index"]), newest))
+        if [c.index for c in read] != sorted({c.index for c in read}):
+            raise ValueError("the newest chunk is not after the older ones")
         return cls(
             subject=str(head["subject"]),
             watermark=head.get("watermark"),
@@ -303,13 +306,17 @@ def _close_bucket(state: IntentState, bucket: int, params: IntentParams) -> dict
 
 
 def _cut(chunks: tuple[WindowChunk, ...], start: float, limit: int) -> tuple[WindowChunk, ...]:
-    """The window from ``start`` (exclusive), at most its ``limit`` newest messages."""
+    """The chunks of the window from ``start`` (exclusive): those whose newest message is
+    in it; past ``limit`` messages in the window, the oldest go."""
     first = 0
     while first < len(chunks) and chunks[first].times[-1] <= start:
         first += 1
     chunks = chunks[first:]
-    if chunks and (old := bisect.bisect_right(chunks[0].times, start)):
-        chunks = (chunks[0].without_oldest(old), *chunks[1:])
+    if not chunks:
+        return chunks
+    stale = bisect.bisect_right(chunks[0].times, start)
+    if sum(len(chunk) for chunk in chunks) - stale <= limit:
+        return chunks
     excess = sum(len(chunk) for chunk in chunks) - limit
     while excess > 0:
         if len(chunks[0]) <= excess:
@@ -339,7 +346,8 @@ def update_intent(
 
     Time is event time (``event.at``); ``now`` stamps ``raised_at`` and refuses a message
     dated more than ``params.max_future_skew`` ahead of it (``InvalidRecordError``). A
-    message id already in the window, or a message older than the window, changes nothing.
+    message already in the window (the same id at the same event time: a redelivery), or a
+    message older than the window, changes nothing.
     """
     check_event_time(event.at, now, params.max_future_skew)
     state = state or IntentState(subject=event.intent, chunk_s=params.chunk.total_seconds())
@@ -360,7 +368,7 @@ def update_intent(
     chunks = (*state.chunks[:pos], chunk, *state.chunks[pos + found :])
     chunks = _cut(chunks, watermark - params.window.total_seconds(), params.max_window_items)
     state = replace(state, **counted, watermark=watermark, chunks=chunks)
-    count = state.size
+    count = state.count(params)
 
     buckets_per_window = params.window / params.bucket
     baseline = state.baseline_per_bucket(params) * buckets_per_window
@@ -378,7 +386,7 @@ def update_intent(
         window_end=from_epoch(watermark),
         value=float(count),
         baseline=baseline,
-        evidence_ids=state.newest_ids(params.max_evidence),
+        evidence_ids=[i for i, _ in state.window(params)[-params.max_evidence :]],
         evidence=[],
         model_version=event.model_version,
         raised_at=now,

@@ -8,6 +8,7 @@ does not drag its own baseline down while it is being judged.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -123,11 +124,22 @@ class WindowItem:
 
 @dataclass(frozen=True)
 class TickerState:
-    """A ticker's window, baseline and cooldowns; JSON-ready through ``to_dict``."""
+    """A ticker's window, baseline and cooldowns; JSON-ready through ``to_dict``.
+
+    The window is four parallel tuples sorted by (event time, id), so the per-item steps
+    (the duplicate check, the insertion, the cut, the windows' sums) are bisections and
+    C-level operations on tuples, never a sort or a Python loop over every item: a window
+    of 1,000 items cost 320 µs per item that way, the most of any step but the models'
+    once a ticker was busy.
+    """
 
     subject: str
     watermark: float | None = None
-    items: tuple[WindowItem, ...] = ()
+    ids: tuple[str, ...] = ()
+    times: tuple[float, ...] = ()
+    """Event time (epoch seconds) of each id in ``ids``."""
+    scores: tuple[float, ...] = ()
+    headlines: tuple[str, ...] = ()
     base_sum: float = 0.0
     base_weight: float = 0.0
     base_negative: float = 0.0
@@ -135,16 +147,34 @@ class TickerState:
     base_start: float | None = None
     cooldown_until: Mapping[str, float] = field(default_factory=dict)
 
+    @property
+    def items(self) -> tuple[WindowItem, ...]:
+        """The window's items, oldest first."""
+        return self._items(0)
+
+    def _items(self, start: int) -> tuple[WindowItem, ...]:
+        return tuple(
+            map(
+                WindowItem,
+                self.ids[start:],
+                self.times[start:],
+                self.scores[start:],
+                self.headlines[start:],
+            )
+        )
+
     def baseline_mean(self) -> float | None:
         """Time-decayed mean score of the items that have left the window."""
         return self.base_sum / self.base_weight if self.base_weight > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (the window as [id, time, score, headline] items)."""
         return {
             "subject": self.subject,
             "watermark": self.watermark,
-            "items": [[i.id, i.at, i.score, i.headline] for i in self.items],
+            "items": list(
+                map(list, zip(self.ids, self.times, self.scores, self.headlines, strict=True))
+            ),
             "base_sum": self.base_sum,
             "base_weight": self.base_weight,
             "base_negative": self.base_negative,
@@ -155,13 +185,19 @@ class TickerState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TickerState:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; items out of order (none that this code wrote) are
+        sorted."""
+        items = sorted(
+            ((float(t), str(i), float(s), str(h)) for i, t, s, h in data["items"]),
+            key=lambda item: (item[0], item[1]),
+        )
         return cls(
             subject=str(data["subject"]),
             watermark=data.get("watermark"),
-            items=tuple(
-                WindowItem(str(i), float(t), float(s), str(h)) for i, t, s, h in data["items"]
-            ),
+            ids=tuple(i for _, i, _, _ in items),
+            times=tuple(t for t, _, _, _ in items),
+            scores=tuple(s for _, _, s, _ in items),
+            headlines=tuple(h for _, _, _, h in items),
             base_sum=float(data["base_sum"]),
             base_weight=float(data["base_weight"]),
             base_negative=float(data["base_negative"]),
@@ -241,34 +277,49 @@ def update_ticker(
 
     Time is event time (``event.at``); ``now`` stamps ``raised_at`` and refuses an item
     dated more than ``params.max_future_skew`` ahead of it (``InvalidRecordError``). An
-    item id already in the window, or an item older than the window, changes nothing.
+    item already in the window (the same id at the same event time: a redelivery), or an
+    item older than the window, changes nothing.
     """
     check_event_time(event.at, now, params.max_future_skew)
     state = state or TickerState(subject=event.ticker)
     at = epoch(event.at)
     if is_late(state, event, params):
         return state, []
-    if any(item.id == event.id for item in state.items):
+    times = state.times
+    lo, hi = bisect.bisect_left(times, at), bisect.bisect_right(times, at)
+    if event.id in state.ids[lo:hi]:
         return state, []
-    new = WindowItem(event.id, at, event.score, event.headline[: params.max_headline_chars])
-    items = sorted([*state.items, new], key=lambda i: (i.at, i.id))
+    pos = bisect.bisect_right(state.ids, event.id, lo, hi) if hi > lo else lo
+    headline = event.headline[: params.max_headline_chars]
+    ids = (*state.ids[:pos], event.id, *state.ids[pos:])
+    times = (*times[:pos], at, *times[pos:])
+    scores = (*state.scores[:pos], event.score, *state.scores[pos:])
+    headlines = (*state.headlines[:pos], headline, *state.headlines[pos:])
     watermark = at if state.watermark is None else max(state.watermark, at)
     oldest = watermark - params.retention.total_seconds()
     state = replace(state, watermark=watermark)
-    while items and (items[0].at < oldest or len(items) > params.max_window_items):
-        state = _fold(state, items.pop(0), params)
-    state = replace(state, items=tuple(items))
+    leaving = max(bisect.bisect_left(times, oldest), len(times) - params.max_window_items)
+    for k in range(leaving):
+        state = _fold(state, WindowItem(ids[k], times[k], scores[k], headlines[k]), params)
+    state = replace(
+        state,
+        ids=ids[leaving:],
+        times=times[leaving:],
+        scores=scores[leaving:],
+        headlines=headlines[leaving:],
+    )
 
     alerts: list[Alert] = []
     cooldowns = dict(state.cooldown_until)
-    short = [i for i in items if i.at > watermark - params.short_window.total_seconds()]
+    short_start = bisect.bisect_right(state.times, watermark - params.short_window.total_seconds())
+    volume = len(state.times) - short_start
     baseline = state.baseline_mean()
     if (
-        len(short) >= params.min_volume
+        volume >= params.min_volume
         and baseline is not None
         and state.base_weight >= params.min_baseline_items
     ):
-        mean = sum(i.score for i in short) / len(short)
+        mean = sum(state.scores[short_start:]) / volume
         if mean - baseline <= params.drop_threshold and watermark >= cooldowns.get(
             SENTIMENT_DROP, -math.inf
         ):
@@ -279,18 +330,19 @@ def update_ticker(
                     params.short_window,
                     mean,
                     baseline,
-                    short,
+                    list(state._items(short_start)),
                     params,
                     event.model_version,
                     now,
                 )
             )
             cooldowns = _hold(cooldowns, SENTIMENT_DROP, watermark, params)
-    burst_since = watermark - params.burst_window.total_seconds()
-    negatives = [i for i in items if i.at > burst_since and i.score <= params.burst_score]
+    burst_start = bisect.bisect_right(state.times, watermark - params.burst_window.total_seconds())
+    negatives = [s for s in state.scores[burst_start:] if s <= params.burst_score]
     expected = _expected_negatives(state, params)
     threshold = max(params.burst_min_count, params.burst_factor * expected)
     if len(negatives) >= threshold and watermark >= cooldowns.get(NEGATIVE_BURST, -math.inf):
+        burst = [i for i in state._items(burst_start) if i.score <= params.burst_score]
         alerts.append(
             _alert(
                 NEGATIVE_BURST,
@@ -298,7 +350,7 @@ def update_ticker(
                 params.burst_window,
                 len(negatives),
                 expected,
-                negatives,
+                burst,
                 params,
                 event.model_version,
                 now,

@@ -40,18 +40,21 @@ def chunk_key(intent: str, index: int) -> str:
 
 
 class IntentRows:
-    """The intent monitor's rows: the head (``IntentState.head_row``) under the intent, and
-    each chunk of its window under :func:`chunk_key`.
+    """The intent monitor's rows: the head (``IntentState.head_row``, which holds the newest
+    chunk of the window) under the intent, and each older chunk under :func:`chunk_key`.
 
-    A batch writes the chunks that changed (a new chunk object: added to or cut), then the
-    head, then deletes the chunks that left the window, all to the changelog partition of
-    the intent's key. A changelog partition keeps its records in order, so a crash leaves
-    the rows of its last batch written up to some point: some new chunk rows under the old
-    head (which reads the chunks it names, in their new form where written: a message of
-    the unacknowledged batch found there is a duplicate of its redelivery, one not found is
-    added), or the new head with old chunks that left its window still stored. Either way
-    each message is counted once (see ``IntentState``). A row of the older form (the whole
-    window under the intent) is read, and rewritten as head and chunks at its next write.
+    Most batches add to the newest chunk only, so they write one small row per intent they
+    touched; every ten seconds of event time a chunk is sealed (written as a row of its
+    own) and the oldest leaves (deleted). A batch writes the older chunks that changed,
+    then the head, then deletes the chunks that left the window, all to the changelog
+    partition of the intent's key. A changelog partition keeps its records in order, so a
+    crash leaves the rows of its last batch written up to some point: some chunk rows
+    under the old head (which reads the chunks it names, in their new form where written:
+    a message of the unacknowledged batch found there is a duplicate of its redelivery,
+    one not found is added), or the new head with chunks that left its window still
+    stored, never read again. Either way each message is counted once (see
+    ``IntentState``). A row of the older form (the whole window under the intent) is read,
+    and rewritten as head and chunks at its next write.
     """
 
     def read(self, key: str, row: Any, fetch: Callable[[str], Any]) -> IntentState:
@@ -62,17 +65,18 @@ class IntentRows:
     def write(
         self, key: str, stored: Any, before: IntentState | None, after: IntentState
     ) -> tuple[Any, dict[str, Any], list[str]]:
-        kept = {}
-        if stored is not None and before is not None and IntentState.is_head_row(stored):
-            kept = {chunk.index: chunk for chunk in before.chunks}
+        sealed: set[int] = set()
+        if stored is not None and IntentState.is_head_row(stored):
+            sealed = {int(i) for i in stored["chunks"]}
+        known = {chunk.index: chunk for chunk in before.chunks} if before is not None else {}
+        older = after.chunks[:-1]
         beside = {
             chunk_key(key, chunk.index): chunk.to_row()
-            for chunk in after.chunks
-            if kept.get(chunk.index) is not chunk
+            for chunk in older
+            if chunk.index not in sealed or known.get(chunk.index) is not chunk
         }
-        now = {chunk.index for chunk in after.chunks}
-        gone = [chunk_key(key, index) for index in kept if index not in now]
-        return after.head_row(), beside, gone
+        gone = sealed - {chunk.index for chunk in older}
+        return after.head_row(), beside, [chunk_key(key, i) for i in sorted(gone)]
 
 
 def check_intent(intent: str) -> None:

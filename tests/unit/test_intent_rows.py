@@ -58,6 +58,13 @@ def _messages(start: datetime, count: int, step_s: float, prefix: str) -> list[I
     ]
 
 
+def _pairs(prefix: str, start_s: float, count: int) -> list[tuple[str, float]]:
+    """(id, time) of ``_messages(T0 + start_s, count, 1.0, prefix)``."""
+    return [
+        (f"{prefix}-{n}", (T0 + timedelta(seconds=start_s + n)).timestamp()) for n in range(count)
+    ]
+
+
 def _batch(
     table: _Table, events: Iterable[IntentEvent], parsed: ParsedRows[IntentState] | None = None
 ) -> IntentState:
@@ -81,22 +88,29 @@ def test_a_batch_writes_the_chunks_it_changed_then_the_head() -> None:
     parsed: ParsedRows[IntentState] = ParsedRows()
     before = _batch(table, _messages(T0, 300, 1.0, "old"), parsed)  # 5 minutes, 1 a second
     assert len(before.chunks) == 30
-    assert set(table) == {INTENT, *(chunk_key(INTENT, c.index) for c in before.chunks)}
+    assert set(table) == {INTENT, *(chunk_key(INTENT, c.index) for c in before.chunks[:-1])}
 
     table.log.clear()
     after = _batch(table, _messages(T0 + timedelta(seconds=300), 3, 1.0, "new"), parsed)
-    newest, oldest = after.chunks[-1], after.chunks[0]
-    # the window moved by 3 s: the new messages open a chunk, the oldest chunk is cut
+    # the new messages open a chunk: the one before is sealed, a row of its own; the window
+    # slid by 3 s, but the oldest chunk keeps its row until all of it has left
     assert [(op, key) for op, key, _ in table.log] == [
-        ("set", chunk_key(INTENT, oldest.index)),
-        ("set", chunk_key(INTENT, newest.index)),
+        ("set", chunk_key(INTENT, before.chunks[-1].index)),
         ("set", INTENT),
     ]
-    assert _read(table) == after and after.ids == (*before.ids[3:], "new-0", "new-1", "new-2")
+    assert table[INTENT]["open"]["ids"] == ["new-0", "new-1", "new-2"]
+    assert after.window(PARAMS) == [*before.window(PARAMS)[3:], *_pairs("new", 300, 3)]
+    assert _read(table) == after
+
+    table.log.clear()
+    more = _batch(table, _messages(T0 + timedelta(seconds=303), 2, 1.0, "more"), parsed)
+    assert [(op, key) for op, key, _ in table.log] == [("set", INTENT)]  # the head alone
+    assert _read(table) == more and more.count(PARAMS) == 300
 
     table.log.clear()
     later = _batch(table, _messages(T0 + timedelta(seconds=318), 2, 1.0, "later"), parsed)
-    gone = {c.index for c in after.chunks} - {c.index for c in later.chunks}
+    gone_before = {c.index for c in more.chunks} - {c.index for c in later.chunks}
+    gone = gone_before
     head = table.log.index(("set", INTENT, table[INTENT]))
     assert gone and [(op, key) for op, key, _ in table.log[head + 1 :]] == [
         ("del", chunk_key(INTENT, i)) for i in sorted(gone)
@@ -112,16 +126,18 @@ def test_a_row_of_the_whole_window_is_rewritten_as_head_and_chunks() -> None:
     for event in _messages(T0, 120, 2.0, "old"):
         state, _ = update_intent(state, event, PARAMS, now=NOW)
     assert state is not None and len(state.chunks) > 1
-    whole = {k: v for k, v in state.head_row().items() if k not in ("chunks", "chunk_s")}
-    whole.update(WindowChunk(0, state.ids, state.times).to_row(), bucket_count=3)
+    whole = {k: v for k, v in state.head_row().items() if k not in ("chunks", "chunk_s", "open")}
+    window = state.window(PARAMS)
+    ids, times = tuple(i for i, _ in window), tuple(t for _, t in window)
+    whole.update(WindowChunk(0, ids, times).to_row(), bucket_count=3)
     table = _Table({INTENT: whole})
 
     after = _batch(table, _messages(T0 + timedelta(seconds=240), 1, 1.0, "new"))
-    assert after.ids == (*state.ids, "new-0")
+    assert after.window(PARAMS) == [*window, *_pairs("new", 240, 1)]
     assert IntentState.is_head_row(table[INTENT]) and _read(table) == after
     assert {key for op, key, _ in table.log} == {
         INTENT,
-        *(chunk_key(INTENT, chunk.index) for chunk in after.chunks),
+        *(chunk_key(INTENT, chunk.index) for chunk in after.chunks[:-1]),
     }
 
 
@@ -156,7 +172,7 @@ def test_a_crash_at_any_point_of_a_batch_write_then_its_redelivery_counts_each_m
                 dict.__delitem__(table, key)
         _batch(table, batch)  # redelivered: the batch was not acked
         final = _batch(table, closing)
-        assert (final.ids, final.times) == (expected.ids, expected.times), cut
+        assert final.window(PARAMS) == expected.window(PARAMS), cut
         assert (final.bucket, final.buckets_seen, final.watermark) == (
             expected.bucket,
             expected.buckets_seen,

@@ -23,6 +23,9 @@ from streams.core.ticker_monitor import (
     NewsEvent,
     TickerParams,
     TickerState,
+    WindowItem,
+    _expected_negatives,
+    _fold,
     ticker_of,
     update_ticker,
 )
@@ -209,6 +212,84 @@ def test_ticker_state_survives_json_between_every_event() -> None:
     assert direct and through_json == direct
 
 
+def _at_id(item: WindowItem) -> tuple[float, str]:
+    return (item.at, item.id)
+
+
+@pytest.mark.parametrize("cap", [40, 1000])
+def test_the_ticker_window_and_alerts_are_those_recomputed_from_scratch(cap: int) -> None:
+    """The window kept by insertion and bisection, its folds into the baseline and the
+    alerts equal a from-scratch reference that re-sorts the window after every item and
+    judges it item by item: shuffled, late and duplicate items (the same id at the same
+    time), ties in time, past the item cap, with drops and bursts that alert."""
+    params = TickerParams(
+        short_window=timedelta(minutes=5),
+        burst_window=timedelta(minutes=3),
+        max_window_items=cap,  # 40: the cap binds; 1,000: the windows' times do
+        min_baseline_items=5.0,
+        cooldown=timedelta(0),
+    )
+    rng = random.Random(21)
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    retention = params.retention.total_seconds()
+    state: TickerState | None = None
+    base = TickerState(subject="ACME")  # the reference's baseline and cooldowns
+    window: list[WindowItem] = []
+    watermark: float | None = None
+    fired = 0
+    sent: list[NewsEvent] = []
+    for n in range(900):
+        at = start + timedelta(seconds=rng.choice([n, n, n - 500, n - 1200]) * 2.5)
+        score = rng.uniform(-1, -0.2) if (n // 120) % 4 == 3 else rng.uniform(-0.3, 1)
+        event = NewsEvent("ACME", f"n{rng.randrange(700)}", "headline", score, at, "s1")
+        if sent and rng.random() < 0.15:
+            event = rng.choice(sent[-30:])  # redelivered
+        sent.append(event)
+        late = ticker_late(state, event, params)
+        state, raised = update_ticker(state, event, params, now=NOW)
+        t = event.at.timestamp()
+        if late or any((i.id, i.at) == (event.id, t) for i in window):
+            assert raised == [], n
+            continue
+        watermark = t if watermark is None else max(watermark, t)
+        window = sorted([*window, WindowItem(event.id, t, event.score, "headline")], key=_at_id)
+        while window and (window[0].at < watermark - retention or len(window) > cap):
+            base = _fold(base, window.pop(0), params)
+        assert (state.items, state.watermark) == (tuple(window), watermark), n
+        assert (state.base_sum, state.base_weight, state.base_time) == (
+            base.base_sum,
+            base.base_weight,
+            base.base_time,
+        ), n
+        short = [i for i in window if i.at > watermark - params.short_window.total_seconds()]
+        burst = [
+            i
+            for i in window
+            if i.at > watermark - params.burst_window.total_seconds()
+            and i.score <= params.burst_score
+        ]
+        mean = sum(i.score for i in short) / len(short)
+        expected = []
+        if (
+            len(short) >= params.min_volume
+            and base.base_weight >= params.min_baseline_items
+            and mean - base.base_sum / base.base_weight <= params.drop_threshold
+        ):
+            expected.append(("sentiment_drop", mean, sorted(i.id for i in short)))
+        threshold = max(
+            params.burst_min_count, params.burst_factor * _expected_negatives(base, params)
+        )
+        if len(burst) >= threshold:
+            expected.append(("negative_burst", float(len(burst)), sorted(i.id for i in burst)))
+        got = [(a.kind, a.value, sorted(a.evidence_ids)) for a in raised]
+        # evidence: the lowest-scored few of the judged items
+        assert [(k, v) for k, v, _ in got] == [(k, v) for k, v, _ in expected], n
+        for (_, _, shown), (_, _, judged) in zip(got, expected, strict=True):
+            assert set(shown) <= set(judged) and len(shown) == min(len(judged), 5), n
+        fired += len(raised)
+    assert fired > 5
+
+
 def test_news_event_from_a_scored_record() -> None:
     scored = ScoredNews(
         id="n1",
@@ -358,16 +439,24 @@ def test_an_intent_row_of_the_old_forms_reads_as_the_same_state() -> None:
     states, _ = _run_intents(events)
     state = states["card_not_working"]
     head = state.head_row()
-    base = {k: v for k, v in head.items() if k not in ("chunks", "chunk_s")}
+    base = {k: v for k, v in head.items() if k not in ("chunks", "chunk_s", "open")}
     base["bucket_count"] = state.bucket_count(INTENT)
-    packed = WindowChunk(0, state.ids, state.times).to_row()
-    pairs = {**base, "items": [[i, t] for i, t in zip(state.ids, state.times, strict=True)]}
+    window = state.window(INTENT)
+    packed = WindowChunk(0, tuple(i for i, _ in window), tuple(t for _, t in window)).to_row()
+    pairs = {**base, "items": [list(pair) for pair in window]}
     lists = {**base, **packed}
     assert len(state.chunks) > 1
     for old in (pairs, lists):
         row = json.loads(json.dumps(old))
         assert not IntentState.is_head_row(row)
-        assert IntentRows().read("card_not_working", row, {}.get) == state
+        read = IntentRows().read("card_not_working", row, {}.get)
+        assert read.window(INTENT) == window and read.bucket_count(INTENT) == base["bucket_count"]
+        assert (read.watermark, read.bucket, read.ewma, read.buckets_seen) == (
+            state.watermark,
+            state.bucket,
+            state.ewma,
+            state.buckets_seen,
+        )
     with pytest.raises(ValueError, match="ids but"):
         IntentState.from_whole_row({**lists, "ids": lists["ids"][1:]})
     with pytest.raises(ValueError, match="float64s"):
@@ -534,4 +623,4 @@ def test_the_intent_window_is_the_sorted_and_trimmed_one_whatever_the_arrival_or
         watermark = t if watermark is None else max(watermark, t)
         expected = sorted([*expected, (event.id, t)], key=lambda i: (i[1], i[0]))
         expected = [i for i in expected if i[1] > watermark - span][-params.max_window_items :]
-        assert list(state.items) == expected, n
+        assert state.window(params) == expected, n
