@@ -26,7 +26,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,31 +74,50 @@ def _filled(window: int, params: IntentParams, now: datetime) -> _JsonTable:
     return table
 
 
+def _timed(
+    table: _JsonTable,
+    codec: Any,
+    name: str,
+    batches: int,
+    record: Callable[[int, int, int], tuple[str, Any]],
+    update: Callable[[Any, Any], tuple[Any, list[Any]]],
+) -> tuple[float, float]:
+    """(microseconds, bytes of rows written) per record over ``batches`` batches of
+    ``BATCH``: ``record(batch, position, n)`` gives a record's key and event, ``update``
+    the monitor's step."""
+    parsed: ParsedRows[Any] = ParsedRows()
+    event = _Event()
+    n = 0
+    started = time.perf_counter()
+    for b in range(batches):
+        rows = BatchRows(table, codec, name, parsed)
+        for m in range(BATCH):
+            key, item = record(b, m, n)
+            n += 1
+            state, _ = update(rows.get(key), item)
+            rows.put(key, state, event)
+        rows.write()
+    elapsed = time.perf_counter() - started
+    return elapsed / n * 1e6, table.written / n
+
+
 def per_message(window: int, batches: int, seed: int = 1) -> tuple[float, float]:
     """(microseconds, bytes of rows written) per routed message at ``window`` items per
     intent."""
     rng = random.Random(seed)
     params = IntentParams()
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+
+    def record(b: int, m: int, n: int) -> tuple[str, IntentEvent]:
+        intent = rng.choices(INTENTS, WEIGHTS)[0]
+        at = now + timedelta(milliseconds=4 * n)
+        return intent, IntentEvent(intent, f"m-{b}-{m}", at, "v1")
+
+    def update(state: IntentState | None, routed: IntentEvent) -> tuple[IntentState, list[Any]]:
+        return update_intent(state, routed, params, now=now + timedelta(seconds=60))
+
     table = _filled(window, params, now)
-    parsed: ParsedRows[IntentState] = ParsedRows()
-    event = _Event()
-    n = 0
-    started = time.perf_counter()
-    for b in range(batches):
-        rows = BatchRows(table, IntentRows(), "intent-state", parsed)
-        for m in range(BATCH):
-            intent = rng.choices(INTENTS, WEIGHTS)[0]
-            at = now + timedelta(milliseconds=4 * n)
-            n += 1
-            routed = IntentEvent(intent, f"m-{b}-{m}", at, "v1")
-            state, _ = update_intent(
-                rows.get(intent), routed, params, now=now + timedelta(seconds=60)
-            )
-            rows.put(intent, state, event)
-        rows.write()
-    elapsed = time.perf_counter() - started
-    return elapsed / n * 1e6, table.written / n
+    return _timed(table, IntentRows(), "intent-state", batches, record, update)
 
 
 def ticker_per_item(window: int, batches: int, seed: int = 1) -> tuple[float, float]:
@@ -118,25 +137,18 @@ def ticker_per_item(window: int, batches: int, seed: int = 1) -> tuple[float, fl
         assert state is not None
         table[ticker] = state.to_dict()
     table.written = 0
-    parsed: ParsedRows[TickerState] = ParsedRows()
+    weights = [1 / (i + 1) for i in range(len(TICKERS))]
+
+    def record(b: int, m: int, n: int) -> tuple[str, NewsEvent]:
+        ticker = rng.choices(TICKERS, weights)[0]
+        at = now + timedelta(milliseconds=20 * n)
+        return ticker, NewsEvent(ticker, f"n-{b}-{m}", HEADLINE, rng.uniform(-1, 1), at, "s1")
+
+    def update(state: TickerState | None, news: NewsEvent) -> tuple[TickerState, list[Any]]:
+        return update_ticker(state, news, params, now=now + timedelta(seconds=60))
+
     codec = OneRow(TickerState.from_dict, TickerState.to_dict)
-    event = _Event()
-    n = 0
-    started = time.perf_counter()
-    for b in range(batches):
-        rows = BatchRows(table, codec, "ticker-state", parsed)
-        for m in range(BATCH):
-            ticker = rng.choices(TICKERS, [1 / (i + 1) for i in range(len(TICKERS))])[0]
-            at = now + timedelta(milliseconds=20 * n)
-            n += 1
-            news = NewsEvent(ticker, f"n-{b}-{m}", HEADLINE, rng.uniform(-1, 1), at, "s1")
-            state, _ = update_ticker(
-                rows.get(ticker), news, params, now=now + timedelta(seconds=60)
-            )
-            rows.put(ticker, state, event)
-        rows.write()
-    elapsed = time.perf_counter() - started
-    return elapsed / n * 1e6, table.written / n
+    return _timed(table, codec, "ticker-state", batches, record, update)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -146,21 +158,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    for window in args.windows:
-        runs = [per_message(window, args.batches) for _ in range(args.rounds)]
+    measures = [("window", "message", per_message, w) for w in args.windows]
+    measures += [("ticker window", "item", ticker_per_item, w) for w in args.ticker_windows]
+    for label, unit, measure, window in measures:
+        runs = [measure(window, args.batches) for _ in range(args.rounds)]
         micros = statistics.median(us for us, _ in runs)
         written = statistics.median(size for _, size in runs)
         print(
-            f"window {window} items: {micros:.0f} us per message,"
-            f" {written / 1000:.1f} KB of rows per message"
-        )
-    for window in args.ticker_windows:
-        runs = [ticker_per_item(window, args.batches) for _ in range(args.rounds)]
-        micros = statistics.median(us for us, _ in runs)
-        written = statistics.median(size for _, size in runs)
-        print(
-            f"ticker window {window} items: {micros:.0f} us per item,"
-            f" {written / 1000:.1f} KB of rows per item"
+            f"{label} {window} items: {micros:.0f} us per {unit},"
+            f" {written / 1000:.1f} KB of rows per {unit}"
         )
 
 
