@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError
 
 from deploy.broker import free_port
 from streams.edges.topics import ensure_topics
@@ -148,7 +149,10 @@ class Pipeline:
             while time.monotonic() < deadline:
                 ends = consumer.end_offsets(partitions)
                 group = self.settings.app_id
-                committed = admin.list_group_offsets({group: partitions})[group]
+                try:
+                    committed = admin.list_group_offsets({group: partitions})[group]
+                except CoordinatorNotAvailableError:  # no worker has joined the group yet
+                    committed = {}
                 done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in ends}
                 if all(done[tp] >= ends[tp] for tp in partitions):
                     return True

@@ -95,3 +95,44 @@ def test_an_alert_survives_a_crash_right_after_the_state_write(
     ids = Counter(r["alert_id"] for r in found if r["subject"] == subject)
     print(f"\n{monitor}: crash after the state write; alerts on the topic: {dict(ids)}")
     assert len(ids) == 1, f"no alert (or several distinct ones) after the crash: {found}"
+
+
+def test_an_intents_window_survives_a_restart(
+    kafka_bootstrap: str, trained_registry: Path, tmp_path: Path, unique: str
+) -> None:
+    """The intent monitor's state is a head row and a row per older chunk of its window:
+    a worker restarted in the middle of a surge reads them back from the changelog and
+    goes on counting. Nine outage messages before the restart and eight after cross the
+    spike threshold (three times the baseline of about one a minute over five minutes)
+    only together; either half alone raises nothing."""
+    pipe = Pipeline.create(kafka_bootstrap, unique, trained_registry, tmp_path)
+    topic = pipe.settings.topic_tickets_routed
+
+    def ticket(i: str, at: datetime) -> tuple[bytes, bytes]:
+        return b"card_not_working", encode(routed_ticket(i, at))
+
+    outage = START + timedelta(minutes=31)
+    before = [ticket(f"base-{m}", START + timedelta(minutes=m)) for m in range(30)]
+    before += [ticket(f"outage-{i}", outage + timedelta(seconds=5 * i)) for i in range(9)]
+    after = [ticket(f"outage-{i}", outage + timedelta(seconds=5 * i)) for i in range(9, 17)]
+    alerts = TopicReader(pipe.bootstrap, pipe.settings.topic_alerts)
+    try:
+        pipe.start_worker()
+        produce(pipe.bootstrap, topic, before)
+        assert pipe.wait_committed(topic, 240, pipe.assert_workers_alive), pipe.logs()
+        pipe.stop_all()
+        pipe.workers.clear()  # stopped on purpose: not a crash to restart
+        assert alerts.wait_for(lambda recs: bool(recs), 3) == [], "an alert before the restart"
+
+        pipe.start_worker()
+        produce(pipe.bootstrap, topic, after)
+        assert pipe.wait_committed(topic, 240, pipe.assert_workers_alive), pipe.logs()
+        found = alerts.wait_for(lambda recs: bool(recs), 15)
+        pipe.assert_workers_alive()
+    finally:
+        pipe.stop_all()
+        alerts.close()
+    spikes = [r for r in found if r["subject"] == "card_not_working"]
+    assert len(spikes) == 1, f"no spike (the window was lost?) or several: {found}"
+    assert spikes[0]["value"] > 8  # the messages after the restart are not all it counted
+    assert {"outage-0", "outage-11"} <= set(spikes[0]["evidence_ids"])  # both sides
