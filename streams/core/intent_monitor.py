@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import itertools
 import math
 import struct
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ from streams.core.records import (
 )
 
 COMPLAINT_SPIKE: AlertKind = "complaint_spike"
+CHUNK = timedelta(seconds=10)
+"""The default span of one stored piece of an intent's window."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class IntentParams:
     cooldown: timedelta = timedelta(minutes=30)
     max_evidence: int = 20
     max_window_items: int = 5000
-    chunk: timedelta = timedelta(seconds=10)
+    chunk: timedelta = CHUNK
     """Span of one stored piece of the window (a table row of its own)."""
     max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
     """A message dated further past the wall clock is refused (``event_time_in_future``)."""
@@ -149,7 +152,7 @@ class IntentState:
     subject: str
     watermark: float | None = None
     chunks: tuple[WindowChunk, ...] = ()
-    chunk_s: float = 10.0
+    chunk_s: float = CHUNK.total_seconds()
     """Span of one chunk (seconds); a state keeps the span it was stored with."""
     bucket: int | None = None
     """The open bucket: the watermark's."""
@@ -249,7 +252,9 @@ class IntentState:
         )
 
     @classmethod
-    def from_whole_row(cls, data: Mapping[str, Any], chunk_s: float = 10.0) -> IntentState:
+    def from_whole_row(
+        cls, data: Mapping[str, Any], chunk_s: float = CHUNK.total_seconds()
+    ) -> IntentState:
         """A row of the older form, the whole window in one row: ``ids`` and packed
         ``times`` (2026-12-06), or ``items``, [id, time] pairs (before). Its window is
         split into chunks of ``chunk_s``, which the next write stores as rows."""
@@ -260,15 +265,17 @@ class IntentState:
             ids, times = tuple(map(str, data["ids"])), _unpack_times(data["times"])
         if len(ids) != len(times):
             raise ValueError(f"{len(ids)} ids but {len(times)} times")
-        chunks: dict[int, WindowChunk] = {}
-        for message_id, at in sorted(zip(ids, times, strict=True), key=lambda p: (p[1], p[0])):
-            index = math.floor(at / chunk_s)
-            chunk = chunks.get(index) or WindowChunk(index)
-            chunks[index] = replace(chunk, ids=(*chunk.ids, message_id), times=(*chunk.times, at))
+        window = sorted(zip(ids, times, strict=True), key=lambda p: (p[1], p[0]))
+        chunks = []
+        for index, group in itertools.groupby(window, key=lambda p: math.floor(p[1] / chunk_s)):
+            pairs = list(group)
+            chunks.append(
+                WindowChunk(index, tuple(i for i, _ in pairs), tuple(t for _, t in pairs))
+            )
         return cls(
             subject=str(data["subject"]),
             watermark=data.get("watermark"),
-            chunks=tuple(chunks[i] for i in sorted(chunks)),
+            chunks=tuple(chunks),
             chunk_s=chunk_s,
             bucket=data.get("bucket"),
             ewma=float(data["ewma"]),
@@ -305,19 +312,23 @@ def _close_bucket(state: IntentState, bucket: int, params: IntentParams) -> dict
     return {"bucket": bucket, "ewma": ewma, "buckets_seen": state.buckets_seen + 1 + empty}
 
 
-def _cut(chunks: tuple[WindowChunk, ...], start: float, limit: int) -> tuple[WindowChunk, ...]:
-    """The chunks of the window from ``start`` (exclusive): those whose newest message is
-    in it; past ``limit`` messages in the window, the oldest go."""
+def _cut(
+    chunks: tuple[WindowChunk, ...], start: float, limit: int
+) -> tuple[tuple[WindowChunk, ...], int]:
+    """The chunks of the window from ``start`` (exclusive), those whose newest message is
+    in it (past ``limit`` messages in the window, the oldest go), and the count of the
+    messages in the window."""
     first = 0
     while first < len(chunks) and chunks[first].times[-1] <= start:
         first += 1
     chunks = chunks[first:]
     if not chunks:
-        return chunks
-    stale = bisect.bisect_right(chunks[0].times, start)
-    if sum(len(chunk) for chunk in chunks) - stale <= limit:
-        return chunks
-    excess = sum(len(chunk) for chunk in chunks) - limit
+        return chunks, 0
+    stored = sum(len(chunk) for chunk in chunks)
+    count = stored - bisect.bisect_right(chunks[0].times, start)
+    if count <= limit:
+        return chunks, count
+    excess = stored - limit  # the messages out of the window go first: they are the oldest
     while excess > 0:
         if len(chunks[0]) <= excess:
             excess -= len(chunks[0])
@@ -325,7 +336,7 @@ def _cut(chunks: tuple[WindowChunk, ...], start: float, limit: int) -> tuple[Win
         else:
             chunks = (chunks[0].without_oldest(excess), *chunks[1:])
             excess = 0
-    return chunks
+    return chunks, limit
 
 
 def _chunk_index(chunk: WindowChunk) -> int:
@@ -366,9 +377,9 @@ def update_intent(
     watermark = at if state.watermark is None else max(state.watermark, at)
     chunk = (state.chunks[pos] if found else WindowChunk(index)).with_message(event.id, at)
     chunks = (*state.chunks[:pos], chunk, *state.chunks[pos + found :])
-    chunks = _cut(chunks, watermark - params.window.total_seconds(), params.max_window_items)
+    start = watermark - params.window.total_seconds()
+    chunks, count = _cut(chunks, start, params.max_window_items)
     state = replace(state, **counted, watermark=watermark, chunks=chunks)
-    count = state.count(params)
 
     buckets_per_window = params.window / params.bucket
     baseline = state.baseline_per_bucket(params) * buckets_per_window
