@@ -30,6 +30,7 @@ from bench.cluster import kafka_cluster
 from bench.machine import load_average
 from bench.pipeline import PointPlan, bench_texts, run_point
 from bench.registry_setup import prepare_registry
+from bench.report import phase_line
 from streams.settings import Settings
 
 MEASURES = ("rate", "p50_ms", "p99_ms")
@@ -134,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         f"{args.rate:g}/s, load {load_average()[0]:.2f}",
                         flush=True,
                     )
+                    if point["latency"].get("phases"):
+                        print(
+                            f"  message scorer per batch: {phase_line(point['latency']['phases'])}"
+                        )
     for arm, result in summary(rows).items():
         print(
             f"{arm} median: {result['rate']:.1f} messages/s (better in "

@@ -15,7 +15,7 @@ from bench.kafka_io import Collector, message_record, news_record, produce_all, 
 from bench.machine import load_average
 from bench.profile import Profiler
 from bench.rounds import CeilingModels, RoundPlan, saturation_rounds, scaling_row
-from bench.stats import latency_ms, output_rate
+from bench.stats import latency_ms, output_rate, phase_split
 from bench.worker import Worker, drain, private_settings
 from models.data import TWITTER_FILE, load_banking77, load_twitter
 from models.pool import InferencePool
@@ -164,6 +164,13 @@ def run_point(
         # compete with the paced run: start it with every consumed topic committed
         result["drain_before_latency_s"] = drain(worker)
         rate = plan.latency_rate or result["messages"]["steady_per_s"] * plan.load_fraction
+        # the scorer's phases over the paced run: one message first, so that the idle time
+        # since the drain ends with its batch and not in the paced run's first "wait"
+        primer = produce_paced(
+            bootstrap, security, settings.topic_messages_raw, msgs[:1], 1.0, 1.0, "primer"
+        )
+        collector.wait_for(settings.topic_tickets_routed, list(primer), 60, worker.check)
+        phases_before = worker.phase_totals()
         sent = produce_paced(
             bootstrap,
             security,
@@ -176,7 +183,11 @@ def run_point(
         received = collector.wait_for(
             settings.topic_tickets_routed, list(sent), 60 + len(sent) / 2, worker.check
         )
-        result["latency"] = {"offered_per_s": rate, **latency_ms(sent, received)}
+        result["latency"] = {
+            "offered_per_s": rate,
+            **latency_ms(sent, received),
+            "phases": phase_split(phases_before, worker.phase_totals()),
+        }
         logger.info("%s: latency p99 %.0f ms at %.1f/s", tag, result["latency"]["p99_ms"], rate)
         if plan.profile_messages:
             result["profile"] = _profile(worker, collector, texts, plan, result, workdir)

@@ -53,3 +53,23 @@ def combined_rate(*rates: float) -> float:
     if any(r <= 0 or math.isnan(r) for r in rates):
         return math.nan
     return 1.0 / sum(1.0 / r for r in rates)
+
+
+PhaseTotals = Mapping[str, tuple[float, float]]
+"""Per phase of the message scorer's batches: (batches, seconds) observed so far."""
+
+
+def phase_split(before: PhaseTotals, after: PhaseTotals) -> dict[str, dict[str, float]]:
+    """What the message scorer's batches spent in each phase between two scrapes of the
+    worker's ``streamsense_batch_phase_seconds``: milliseconds per batch and share of the
+    agent's time, per phase (batches: the count of its last phase, ``ack``)."""
+    spent = {phase: after[phase][1] - before.get(phase, (0.0, 0.0))[1] for phase in after}
+    batches = after.get("ack", (0.0, 0.0))[0] - before.get("ack", (0.0, 0.0))[0]
+    total = sum(spent.values())
+    return {
+        phase: {
+            "ms_per_batch": seconds * 1000 / batches if batches else math.nan,
+            "share": seconds / total if total > 0 else math.nan,
+        }
+        for phase, seconds in spent.items()
+    } | {"batches": {"count": batches}}

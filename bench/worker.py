@@ -5,9 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cluster import BenchError
 from bench.kafka_io import wait_drained
@@ -81,6 +84,7 @@ class Worker:
     settings: Settings
     proc: subprocess.Popen[bytes]
     log: Path
+    metrics_port: int
 
     @classmethod
     def start(cls, settings: Settings, workdir: Path, source: Path | None = None) -> Worker:
@@ -88,12 +92,13 @@ class Worker:
         git worktree of another revision) instead of this one."""
         workdir.mkdir(parents=True, exist_ok=True)
         log = workdir / f"worker-{settings.app_id}.log"
+        port = free_port()
         with log.open("wb") as handle:
             # `env` adds our settings to the inherited environment and execs Python (same pid)
             proc = subprocess.Popen(
                 [
                     "env",
-                    *_env_args(settings, free_port()),
+                    *_env_args(settings, port),
                     sys.executable,
                     "-m",
                     "streams.cli",
@@ -104,7 +109,7 @@ class Worker:
                 start_new_session=True,
                 cwd=source,  # `python -m` puts the working directory first on the path
             )
-        return cls(settings, proc, log)
+        return cls(settings, proc, log, port)
 
     @property
     def pid(self) -> int:
@@ -115,6 +120,28 @@ class Worker:
         if self.proc.poll() is not None:
             tail = self.log.read_text(errors="replace")[-3000:]
             raise BenchError(f"worker {self.pid} exited {self.proc.returncode}; log:\n{tail}")
+
+    def phase_totals(self, agent: str = "message-scorer") -> dict[str, tuple[float, float]]:
+        """(batches, seconds) per phase of ``agent``'s batches so far, from the worker's
+        ``/metrics`` (``streamsense_batch_phase_seconds``); empty when it cannot be read."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10
+            ) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, list[float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "streamsense_batch_phase_seconds":
+                continue
+            for sample in family.samples:
+                if sample.labels.get("agent") != agent:
+                    continue
+                if sample.name.endswith(("_count", "_sum")):
+                    row = out.setdefault(sample.labels["phase"], [0.0, 0.0])
+                    row[sample.name.endswith("_sum")] = sample.value
+        return {phase: (count, seconds) for phase, (count, seconds) in out.items()}
 
     def memory_mib(self) -> dict[str, float]:
         """Peak (VmHWM) and current (VmRSS) resident memory, MiB, from /proc."""

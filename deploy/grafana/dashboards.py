@@ -167,6 +167,32 @@ def _quantiles(
     ]
 
 
+SCORER_AGENTS = ("message-scorer", "news-scorer")
+"""The ``agent`` values of ``streamsense_batch_phase_seconds`` (``streams.runtime.metrics.SCORERS``:
+deploy does not import streams; a unit test holds the two equal)."""
+
+
+def _phase_panel(agent: str) -> dict[str, Any]:
+    """Where one scorer's time goes: the share of it in each batch phase (they add up to
+    the agent's whole time, one batch after another; summed over workers)."""
+    return timeseries(
+        f"Where the {agent}'s time goes",
+        [
+            (
+                "sum by (phase) "
+                f'(rate(streamsense_batch_phase_seconds_sum{{agent="{agent}"}}[1m]))',
+                "{{phase}}",
+            )
+        ],
+        unit="percentunit",
+        stack=True,
+        description="Share of the agent's time per batch phase: wait (for a batch to "
+        "close), decode, inference, emit (score, route, queue the records), confirm (the "
+        "broker's acks, the served predictions, state rows), ack. Inference near 100 % "
+        "means the models are the bottleneck; a large confirm share, the broker.",
+    )
+
+
 def pipeline() -> dict[str, Any]:
     """Throughput, dead letters, batching, latency, lag and the models in service."""
     return dashboard(
@@ -280,6 +306,7 @@ def pipeline() -> dict[str, Any]:
                     "(and Kubernetes restarts the worker) past STREAMSENSE_LIVENESS_MAX_AGE_S.",
                 ),
             ),
+            tuple(_phase_panel(agent) for agent in SCORER_AGENTS),
             row("Consumer group and models"),
             (
                 timeseries(

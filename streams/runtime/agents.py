@@ -49,7 +49,7 @@ from streams.runtime.drift_watch import DriftWatch
 from streams.runtime.faults import Faults, segfault_if_marked
 from streams.runtime.inflight import PoisonGuard, record_ref
 from streams.runtime.intake import attempt, read_record
-from streams.runtime.metrics import Metrics
+from streams.runtime.metrics import BatchClock, Metrics
 from streams.runtime.served import Record, confirmed_and_stored, news_prediction
 
 logger = logging.getLogger(__name__)
@@ -345,18 +345,20 @@ Agent = Callable[[Any], Awaitable[None]]
 def batched(
     name: str,
     c: Collaborators,
-    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    handle: Callable[..., Awaitable[None]],
     *,
-    adaptive: bool = False,
+    scorer: bool = False,
     monitor: bool = False,
 ) -> Agent:
     """An agent that hands micro-batches to ``handle`` and acks each batch after it.
 
-    An ``adaptive`` agent (the scorers: the produce-to-output path) with a latency target
-    closes its batches as a :class:`BatchController` plans (at most ``batch_size``
-    records); a ``monitor``, at ``monitor_batch_size`` or every
-    ``monitor_batch_max_wait_s``; the others, at ``batch_size`` or every
-    ``batch_max_wait_s``.
+    A ``scorer`` (an agent on the produce-to-output path) closes its batches as a
+    :class:`BatchController` plans when a latency target is set (at most ``batch_size``
+    records), and its ``handle`` gets the batch's
+    :class:`~streams.runtime.metrics.BatchClock` too, to time its own phases between the
+    ``wait`` and the ``ack`` timed here; a ``monitor`` closes its batches at
+    ``monitor_batch_size`` or every ``monitor_batch_max_wait_s``; the others (and the
+    scorers without a target), at ``batch_size`` or every ``batch_max_wait_s``.
     """
     size, wait = (
         (c.monitor_batch_size, c.monitor_batch_max_wait_s)
@@ -366,22 +368,27 @@ def batched(
 
     async def agent(stream: Any) -> None:
         controller = BatchController(c.latency_target_s or wait, size)
-        if adaptive and c.latency_target_s > 0:
+        if scorer and c.latency_target_s > 0:
             batches = adaptive_batches(stream, controller)
         else:
             batches = stream.noack_take(size, within=wait)
+        clock = c.metrics.batch_clock(name)
         async for events in batches:
+            if scorer:
+                clock.lap("wait")
             c.metrics.batch_size.labels(name).observe(len(events))
             for event in events:
                 c.metrics.records_in.labels(event.message.topic).inc()
             started = time.perf_counter()
             try:
-                await handle(events)
+                await (handle(events, clock) if scorer else handle(events))
             except Exception as exc:
                 fatal(name, exc)
             controller.observe_batch(len(events), time.perf_counter() - started)
             for event in events:
                 await stream.ack(event)
+            if scorer:
+                clock.lap("ack")
 
     agent.__name__ = agent.__qualname__ = name.replace("-", "_")
     return agent
@@ -391,14 +398,16 @@ def make_news_scorer(c: Collaborators) -> Agent:
     """news.raw → news.scored (one record per item and ticker, key ticker)."""
     t = c.topics
 
-    async def handle(events: Sequence[Any]) -> None:
+    async def handle(events: Sequence[Any], clock: BatchClock) -> None:
         outbox = Outbox(c.metrics)
         pairs = await decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
+        clock.lap("decode")
         if pairs:
             classifier = c.sentiment.classifier
             pairs, (preds,) = await score_batch(
                 c, [classifier], pairs, news_text, outbox, t.news_dlq
             )
+            clock.lap("inference")
             now = utcnow()
             scored: list[ScoredNews] = []
             for (event, item), pred in zip(pairs, preds, strict=True):
@@ -420,6 +429,7 @@ def make_news_scorer(c: Collaborators) -> Agent:
                 for ticker in record.tickers or [""]:
                     await outbox.send(t.news_scored, ticker.encode() or None, value)
                 scored.append(record)
+            clock.lap("emit")
             await confirmed_and_stored(
                 outbox.confirm(),
                 c.record_predictions,
@@ -429,5 +439,6 @@ def make_news_scorer(c: Collaborators) -> Agent:
             for record in scored:
                 observe_latency(c, t.news_scored.get_topic_name(), record.published_at)
         await outbox.confirm()
+        clock.lap("confirm")
 
-    return batched("news-scorer", c, handle, adaptive=True)
+    return batched("news-scorer", c, handle, scorer=True)

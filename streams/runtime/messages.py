@@ -35,6 +35,7 @@ from streams.runtime.agents import (
 )
 from streams.runtime.delivery import Outbox, send_dead_letter
 from streams.runtime.intake import attempt, read_record
+from streams.runtime.metrics import BatchClock
 from streams.runtime.served import confirmed_and_stored, ticket_prediction
 from streams.runtime.tables import BatchRows, OneRow
 
@@ -107,18 +108,20 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
     a message not keyed by its customer id → messages.scored (key customer id)."""
     t = c.topics
 
-    async def handle(events: Sequence[Any]) -> None:
+    async def handle(events: Sequence[Any], clock: BatchClock) -> None:
         outbox = Outbox(c.metrics)
         rows = history_rows(history)
         routed: list[RoutedTicket] = []
         pairs = await decode_batch(
             events, CustomerMessage, outbox, t.messages_dlq, c.max_record_bytes
         )
+        clock.lap("decode")
         if pairs:
             intent_model, sentiment_model = c.intent.classifier, c.sentiment.classifier
             pairs, (intents, sentiments) = await score_batch(
                 c, [intent_model, sentiment_model], pairs, _text_of, outbox, t.messages_dlq
             )
+            clock.lap("inference")
             now = utcnow()
             for (event, msg), intent, sentiment in zip(pairs, intents, sentiments, strict=True):
                 try:
@@ -143,9 +146,11 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
                     await send_dead_letter(outbox, t.messages_dlq, event.message, exc)
                     continue
                 await outbox.send(t.messages_scored, customer, value)
+            clock.lap("emit")
         await confirm_routed(c, outbox, rows, routed)
+        clock.lap("confirm")
 
-    return batched("message-scorer", c, handle, adaptive=True)
+    return batched("message-scorer", c, handle, scorer=True)
 
 
 def make_router(c: Collaborators, history: Any) -> Agent:

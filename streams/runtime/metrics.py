@@ -7,7 +7,8 @@ customer id or text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,15 @@ GATE_BOUNDS = ("low", "estimate", "high")
 DRIFT_FEATURES = ("label", "confidence", "length", "oov")
 """The ``feature`` label of ``drift_psi`` (streams.core.drift)."""
 
+BATCH_PHASES = ("wait", "decode", "inference", "emit", "confirm", "ack")
+"""The ``phase`` label of ``batch_phase_seconds``, in the order a scorer batch goes through
+them: waiting for the batch to close (records arriving, or none to take), decoding and
+validating it, the model calls, scoring and routing the results and queueing their records,
+waiting for the broker to confirm them (and for the served predictions and state rows to be
+written), acknowledging the input."""
+SCORERS = ("message-scorer", "news-scorer")
+"""The agents on the produce-to-output path (the ``agent`` label of ``batch_phase_seconds``)."""
+
 MONITORS = ("ticker-monitor", "intent-monitor")
 """The agents that keep windows (the ``agent`` label of ``late_items``)."""
 
@@ -38,6 +48,7 @@ class Metrics:
     records_out: Counter
     records_dlq: Counter
     batch_size: Histogram
+    batch_phase_seconds: Histogram
     inference_seconds: Histogram
     end_to_end_seconds: Histogram
     predictions: Counter
@@ -110,11 +121,18 @@ class Metrics:
             self.alerts.labels(kind)
         for monitor in MONITORS:
             self.late_items.labels(monitor)
+        for agent in SCORERS:
+            for phase in BATCH_PHASES:
+                self.batch_phase_seconds.labels(agent, phase)
         topics = list(input_topics)
         for reason in reasons:
             for topic in topics:
                 self.records_dlq.labels(topic, reason)
         self.build_info.info({"version": version})
+
+    def batch_clock(self, agent: str) -> BatchClock:
+        """A stopwatch for one batch of ``agent``'s phases."""
+        return BatchClock(self.batch_phase_seconds, agent)
 
     def record_gate(self, task: str, decision: str, intervals: Mapping[str, Any]) -> None:
         """Count a gate decision and publish its intervals (candidate - champion, fractions)
@@ -176,6 +194,15 @@ class Metrics:
                 "Records per scorer micro-batch.",
                 ["agent"],
                 buckets=BATCH_BUCKETS,
+                registry=r,
+            ),
+            batch_phase_seconds=Histogram(
+                f"{p}_batch_phase_seconds",
+                "Seconds a scorer's micro-batch spent in each phase (BATCH_PHASES); the"
+                " phases of one batch add up to its agent's time from the previous batch's"
+                " last ack to its own.",
+                ["agent", "phase"],
+                buckets=INFERENCE_BUCKETS,
                 registry=r,
             ),
             inference_seconds=Histogram(
@@ -364,3 +391,22 @@ class Metrics:
             ),
             build_info=Info(f"{p}_build", "streamsense version.", registry=r),
         )
+
+
+class BatchClock:
+    """Times the phases of one micro-batch: each :meth:`lap` observes the seconds since the
+    previous lap (or since the clock was started) as that phase."""
+
+    def __init__(
+        self, histogram: Histogram, agent: str, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._histogram = histogram
+        self._agent = agent
+        self._clock = clock
+        self._last = clock()
+
+    def lap(self, phase: str) -> None:
+        """Observe the time since the last lap as ``phase``."""
+        now = self._clock()
+        self._histogram.labels(self._agent, phase).observe(max(0.0, now - self._last))
+        self._last = now

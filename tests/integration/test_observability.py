@@ -89,6 +89,7 @@ ALLOWED_LABELS = {
     "metric",  # gate intervals: accuracy, macro_f1, heldout
     "bound",  # gate intervals: low, high
     "cause",  # consumer repositions: gap, unhanded, stalled, idle
+    "phase",  # scorer batch phases: wait, decode, inference, emit, confirm, ack
 }
 UNEXERCISED = {
     "streamsense_drift_": "needs a drift reference in the registry; "

@@ -553,6 +553,35 @@ def test_the_message_scorer_stores_the_intents_it_served_before_it_acknowledges(
     assert len(acks) == 4 and stored < min(acks) and max(confirms) < min(acks)
 
 
+def _phases(world: World, agent: str) -> dict[str, tuple[float, float]]:
+    """(batches, seconds) observed per phase of ``agent``'s batches."""
+    out: dict[str, list[float]] = {}
+    for family in world.collab.metrics.registry.collect():
+        if family.name != "streamsense_batch_phase_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels["agent"] == agent and sample.name.endswith(("_count", "_sum")):
+                row = out.setdefault(sample.labels["phase"], [0.0, 0.0])
+                row[sample.name.endswith("_sum")] = sample.value
+    return {phase: (count, seconds) for phase, (count, seconds) in out.items() if count}
+
+
+def test_a_scorer_batch_shows_where_its_time_went() -> None:
+    world = _scorer_world(route_in_scorer=True)
+    _with_store(world)  # the served intents take 50 ms to store: part of the confirm
+    batch = [_raw_message(n, f"c{n}", f"c{n}".encode()) for n in range(3)]
+    started = time.perf_counter()
+    world.run(make_message_scorer(world.collab, world.table), batch)
+    elapsed = time.perf_counter() - started
+    phases = _phases(world, "message-scorer")
+    assert list(phases) == ["wait", "decode", "inference", "emit", "confirm", "ack"]
+    assert all(count == 1 for count, _ in phases.values())  # one batch
+    seconds = {phase: s for phase, (_, s) in phases.items()}
+    assert seconds["confirm"] >= 0.05 and max(seconds, key=seconds.__getitem__) == "confirm"
+    assert sum(seconds.values()) <= elapsed
+    assert _phases(world, "router") == {}  # the scorers' phases only
+
+
 def test_the_router_stores_the_intents_it_served() -> None:
     world = _world()
     store = _with_store(world)

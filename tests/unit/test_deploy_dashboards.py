@@ -19,7 +19,7 @@ from deploy.observability import (
     panel_queries,
     panels,
 )
-from streams.runtime.metrics import Metrics
+from streams.runtime.metrics import SCORERS, Metrics
 
 # Prometheus's own series that rules may use besides ours.
 PROMETHEUS_SERIES = {"up"}
@@ -99,6 +99,15 @@ def test_the_pipeline_and_models_dashboards_cover_every_metric_family() -> None:
     families = {re.sub(r"_(total|bucket|count|sum|created)$", "", name) for name in EXPORTED}
     covered = {re.sub(r"_(total|bucket|count|sum|created)$", "", name) for name in used}
     assert families - covered == set()
+
+
+def test_a_panel_shows_each_scorers_batch_phases() -> None:
+    agents = {
+        m.group(1)
+        for q in panel_queries(dashboards.build())
+        for m in re.finditer(r'batch_phase_seconds_sum\{agent="([^"]+)"\}', q.expr)
+    }
+    assert agents == set(dashboards.SCORER_AGENTS) == set(SCORERS)
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=lambda r: r.name)
