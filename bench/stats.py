@@ -62,7 +62,10 @@ PhaseTotals = Mapping[str, tuple[float, float]]
 def phase_split(before: PhaseTotals, after: PhaseTotals) -> dict[str, dict[str, float]]:
     """What the message scorer's batches spent in each phase between two scrapes of the
     worker's ``streamsense_batch_phase_seconds``: milliseconds per batch and share of the
-    agent's time, per phase (batches: the count of its last phase, ``ack``)."""
+    agent's time, per phase (batches: the count of its last phase, ``ack``); empty when the
+    worker exports no phases (a revision older than the metric)."""
+    if not after:
+        return {}
     spent = {phase: after[phase][1] - before.get(phase, (0.0, 0.0))[1] for phase in after}
     batches = after.get("ack", (0.0, 0.0))[0] - before.get("ack", (0.0, 0.0))[0]
     total = sum(spent.values())

@@ -34,3 +34,7 @@ def test_no_batch_between_the_scrapes_gives_no_numbers() -> None:
     split = phase_split(same, same)
     assert split["batches"] == {"count": 0.0}
     assert math.isnan(split["wait"]["ms_per_batch"]) and math.isnan(split["wait"]["share"])
+
+
+def test_a_worker_without_the_metric_gives_an_empty_split() -> None:
+    assert phase_split({}, {}) == {}
