@@ -142,6 +142,9 @@ class Collaborators:
     record_predictions: Record | None = None
     """Keeps the predictions served, for online accuracy and the drift score (called on
     ``store_executor`` before a batch is acknowledged; None: not kept)."""
+    send_now: Callable[[], None] = lambda: None
+    """Makes the producer send what it holds now (:func:`~streams.runtime.delivery.send_now_for`):
+    called when a batch waits for its confirms."""
     record_shadow: Callable[[list[ShadowRow]], None] | None = None
     """Keeps what a version in shadow predicted, for its online accuracy once labels come
     (called on ``store_executor``; None: only agreement and confidence are counted)."""
@@ -399,7 +402,7 @@ def make_news_scorer(c: Collaborators) -> Agent:
     t = c.topics
 
     async def handle(events: Sequence[Any], clock: BatchClock) -> None:
-        outbox = Outbox(c.metrics)
+        outbox = Outbox(c.metrics, c.send_now)
         pairs = await decode_batch(events, NewsItem, outbox, t.news_dlq, c.max_record_bytes)
         clock.lap("decode")
         if pairs:

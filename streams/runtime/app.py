@@ -28,6 +28,7 @@ from streams.edges.topics import TABLES, Replication
 from streams.errors import ConfigurationError
 from streams.runtime import connect_backoff, faust_guard, record_guard
 from streams.runtime.agents import Collaborators, ModelSlot, Topics, make_news_scorer
+from streams.runtime.delivery import send_now_for
 from streams.runtime.drift_watch import DriftWatch
 from streams.runtime.faults import Faults
 from streams.runtime.inflight import PoisonGuard
@@ -196,6 +197,7 @@ def build_app(
         record_predictions=store.record_predictions,
         record_shadow=store.record_shadow,
         latency_target_s=settings.latency_target_s,
+        send_now=send_now_for(app),
     )
     partitions = settings.topic_partitions
     # keys are str, values plain JSON dicts (the cores' to_dict); the default JSON codec

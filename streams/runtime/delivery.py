@@ -7,7 +7,7 @@ import base64
 import hashlib
 import logging
 import traceback
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,22 @@ from streams.runtime.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 
+def _nothing() -> None:
+    return None
+
+
 class Outbox:
     """Sends that an agent must see confirmed by the broker before it acknowledges input.
 
     Faust's ``Topic.send(force=True)`` publishes now (not attached to the current event)
-    and returns a future that resolves once the broker has the record.
+    and returns a future that resolves once the broker has the record. ``send_now`` (from
+    :func:`send_now_for`) is called when the batch waits for its confirms: its records
+    then leave without waiting out the producer's linger.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, send_now: Callable[[], None] = _nothing) -> None:
         self.metrics = metrics
+        self._send_now = send_now
         self._pending: list[Awaitable[Any]] = []
         self._topics: list[str] = []
 
@@ -41,10 +48,46 @@ class Outbox:
         pending, self._pending = self._pending, []
         topics, self._topics = self._topics, []
         if pending:
+            self._send_now()
             await asyncio.gather(*pending)
         for name in topics:
             self.metrics.records_out.labels(name).inc()
         return len(pending)
+
+
+_FLUSHES: set[asyncio.Future[Any]] = set()
+
+
+def send_now_for(app: Any) -> Callable[[], None]:
+    """A function that makes ``app``'s producer send the records it holds now.
+
+    The producer holds records for ``STREAMSENSE_PRODUCER_LINGER_S`` (5 ms) to send more of
+    them per request; once a batch has queued all its outputs and waits for their confirms,
+    holding them longer only delays the batch. Faust's aiokafka driver keeps the aiokafka
+    producer in ``Producer._producer``, and aiokafka (0.14) its open batches in
+    ``_message_accumulator``, whose ``flush_for_commit`` closes them (so they are ready to
+    send) and wakes the sender. Where that is not there (another driver, a version that
+    moved it), the records leave at the end of the linger as before (logged once).
+    """
+    warned = False
+
+    def send_now() -> None:
+        nonlocal warned
+        producer = getattr(getattr(app, "producer", None), "_producer", None)
+        if producer is None:  # not started: it holds nothing
+            return
+        flush = getattr(getattr(producer, "_message_accumulator", None), "flush_for_commit", None)
+        if flush is None:
+            if not warned:
+                logger.warning("the producer cannot be told to send now; sends wait the linger")
+                warned = True
+            return
+        # the flush also waits for the batches' deliveries: each sender awaits its own
+        task = asyncio.ensure_future(flush())
+        _FLUSHES.add(task)
+        task.add_done_callback(_FLUSHES.discard)
+
+    return send_now
 
 
 def _b64(data: bytes | None) -> str | None:

@@ -109,7 +109,7 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
     t = c.topics
 
     async def handle(events: Sequence[Any], clock: BatchClock) -> None:
-        outbox = Outbox(c.metrics)
+        outbox = Outbox(c.metrics, c.send_now)
         rows = history_rows(history)
         routed: list[RoutedTicket] = []
         pairs = await decode_batch(
@@ -158,7 +158,7 @@ def make_router(c: Collaborators, history: Any) -> Agent:
     t = c.topics
 
     async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox(c.metrics)
+        outbox = Outbox(c.metrics, c.send_now)
         rows = history_rows(history)
         routed: list[RoutedTicket] = []
         for event in events:

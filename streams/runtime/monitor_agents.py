@@ -108,7 +108,7 @@ def make_ticker_monitor(c: Collaborators, states: Any) -> Agent:
     parsed: ParsedRows[TickerState] = ParsedRows()
 
     async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox(c.metrics)
+        outbox = Outbox(c.metrics, c.send_now)
         rows = BatchRows(
             states, OneRow(TickerState.from_dict, TickerState.to_dict), "ticker-state", parsed
         )
@@ -146,7 +146,7 @@ def make_intent_monitor(c: Collaborators, states: Any) -> Agent:
     parsed: ParsedRows[IntentState] = ParsedRows()
 
     async def handle(events: Sequence[Any]) -> None:
-        outbox = Outbox(c.metrics)
+        outbox = Outbox(c.metrics, c.send_now)
         rows = BatchRows(states, IntentRows(), "intent-state", parsed)
         raised: Raised = []
         for event in events:
