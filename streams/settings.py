@@ -133,7 +133,8 @@ class Settings(BaseSettings):
         description=(
             "How long the worker's producer holds a record for more to the same partition"
             " (seconds); 0: at once, Kafka's default. 5 ms won on rate and latency in"
-            " `python -m bench.ab` (README, Benchmarks)."
+            " `python -m bench.ab` (README, Benchmarks). A batch waiting for its outputs'"
+            " confirms has them sent at once."
         ),
     )
     producer_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
