@@ -135,10 +135,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         f"{args.rate:g}/s, load {load_average()[0]:.2f}",
                         flush=True,
                     )
-                    if point["latency"].get("phases"):
-                        print(
-                            f"  message scorer per batch: {phase_line(point['latency']['phases'])}"
-                        )
+                    phases = point["latency"].get("phases")
+                    if phases:
+                        print(f"  message scorer per batch: {phase_line(phases)}")
     for arm, result in summary(rows).items():
         print(
             f"{arm} median: {result['rate']:.1f} messages/s (better in "

@@ -62,7 +62,7 @@ PhaseTotals = Mapping[str, tuple[float, float]]
 def phase_split(before: PhaseTotals, after: PhaseTotals) -> dict[str, dict[str, float]]:
     """What the message scorer's batches spent in each phase between two scrapes of the
     worker's ``streamsense_batch_phase_seconds``: milliseconds per batch and share of the
-    agent's time, per phase (batches: the count of its last phase, ``ack``); empty when the
+    agent's time, per phase (batches: counted by the last phase, ``ack``); empty when the
     worker exports no phases (a revision older than the metric)."""
     if not after:
         return {}
@@ -75,4 +75,4 @@ def phase_split(before: PhaseTotals, after: PhaseTotals) -> dict[str, dict[str, 
             "share": seconds / total if total > 0 else math.nan,
         }
         for phase, seconds in spent.items()
-    } | {"batches": {"count": batches}}
+    }

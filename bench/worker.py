@@ -17,6 +17,7 @@ from bench.kafka_io import wait_drained
 from deploy.broker import free_port
 from streams.edges.security import SECURITY_FIELDS, kafka_python_config
 from streams.edges.topics import ensure_topics
+from streams.runtime.metrics import phase_totals
 from streams.settings import Settings
 
 TOPIC_FIELDS = Settings.topic_fields()
@@ -131,17 +132,7 @@ class Worker:
                 text = resp.read().decode()
         except OSError:
             return {}
-        out: dict[str, list[float]] = {}
-        for family in text_string_to_metric_families(text):
-            if family.name != "streamsense_batch_phase_seconds":
-                continue
-            for sample in family.samples:
-                if sample.labels.get("agent") != agent:
-                    continue
-                if sample.name.endswith(("_count", "_sum")):
-                    row = out.setdefault(sample.labels["phase"], [0.0, 0.0])
-                    row[sample.name.endswith("_sum")] = sample.value
-        return {phase: (count, seconds) for phase, (count, seconds) in out.items()}
+        return phase_totals(text_string_to_metric_families(text), agent)
 
     def memory_mib(self) -> dict[str, float]:
         """Peak (VmHWM) and current (VmRSS) resident memory, MiB, from /proc."""

@@ -142,9 +142,9 @@ class Collaborators:
     record_predictions: Record | None = None
     """Keeps the predictions served, for online accuracy and the drift score (called on
     ``store_executor`` before a batch is acknowledged; None: not kept)."""
-    send_now: Callable[[], None] = lambda: None
+    send_now: Callable[[], None] | None = None
     """Makes the producer send what it holds now (:func:`~streams.runtime.delivery.send_now_for`):
-    called when a batch waits for its confirms."""
+    called when a batch waits for its confirms (None: the records wait out the linger)."""
     record_shadow: Callable[[list[ShadowRow]], None] | None = None
     """Keeps what a version in shadow predicted, for its online accuracy once labels come
     (called on ``store_executor``; None: only agreement and confidence are counted)."""

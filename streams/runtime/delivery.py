@@ -19,10 +19,6 @@ from streams.runtime.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 
-def _nothing() -> None:
-    return None
-
-
 class Outbox:
     """Sends that an agent must see confirmed by the broker before it acknowledges input.
 
@@ -32,7 +28,7 @@ class Outbox:
     then leave without waiting out the producer's linger.
     """
 
-    def __init__(self, metrics: Metrics, send_now: Callable[[], None] = _nothing) -> None:
+    def __init__(self, metrics: Metrics, send_now: Callable[[], None] | None = None) -> None:
         self.metrics = metrics
         self._send_now = send_now
         self._pending: list[Awaitable[Any]] = []
@@ -48,7 +44,8 @@ class Outbox:
         pending, self._pending = self._pending, []
         topics, self._topics = self._topics, []
         if pending:
-            self._send_now()
+            if self._send_now is not None:
+                self._send_now()
             await asyncio.gather(*pending)
         for name in topics:
             self.metrics.records_out.labels(name).inc()

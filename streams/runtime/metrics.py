@@ -8,7 +8,7 @@ customer id or text.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +131,7 @@ class Metrics:
         self.build_info.info({"version": version})
 
     def batch_clock(self, agent: str) -> BatchClock:
-        """A stopwatch for one batch of ``agent``'s phases."""
+        """A stopwatch for ``agent``'s batches, phase by phase."""
         return BatchClock(self.batch_phase_seconds, agent)
 
     def record_gate(self, task: str, decision: str, intervals: Mapping[str, Any]) -> None:
@@ -394,19 +394,30 @@ class Metrics:
 
 
 class BatchClock:
-    """Times the phases of one micro-batch: each :meth:`lap` observes the seconds since the
-    previous lap (or since the clock was started) as that phase."""
+    """Times an agent's batches phase by phase: each :meth:`lap` observes the seconds since
+    the previous lap (or since the clock was started) as that phase."""
 
-    def __init__(
-        self, histogram: Histogram, agent: str, clock: Callable[[], float] = time.perf_counter
-    ) -> None:
+    def __init__(self, histogram: Histogram, agent: str) -> None:
         self._histogram = histogram
         self._agent = agent
-        self._clock = clock
-        self._last = clock()
+        self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:
         """Observe the time since the last lap as ``phase``."""
-        now = self._clock()
+        now = time.perf_counter()
         self._histogram.labels(self._agent, phase).observe(max(0.0, now - self._last))
         self._last = now
+
+
+def phase_totals(families: Iterable[Any], agent: str) -> dict[str, tuple[float, float]]:
+    """(batches, seconds) per phase of ``agent``'s batches so far, from metric families: a
+    registry's ``collect()`` or a ``/metrics`` page parsed by prometheus_client."""
+    out: dict[str, list[float]] = {}
+    for family in families:
+        if family.name != "streamsense_batch_phase_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("agent") == agent and sample.name.endswith(("_count", "_sum")):
+                row = out.setdefault(sample.labels["phase"], [0.0, 0.0])
+                row[sample.name.endswith("_sum")] = sample.value
+    return {phase: (count, seconds) for phase, (count, seconds) in out.items()}

@@ -37,7 +37,7 @@ from streams.runtime import agents, faults, messages
 from streams.runtime.agents import Collaborators, ModelSlot, Topics
 from streams.runtime.faults import CRASH_AFTER_STATE_WRITE, Faults
 from streams.runtime.messages import make_message_scorer, make_router
-from streams.runtime.metrics import Metrics
+from streams.runtime.metrics import Metrics, phase_totals
 from streams.runtime.monitor_agents import make_intent_monitor, make_ticker_monitor
 from tests.record_factories import routed_ticket
 
@@ -555,15 +555,8 @@ def test_the_message_scorer_stores_the_intents_it_served_before_it_acknowledges(
 
 def _phases(world: World, agent: str) -> dict[str, tuple[float, float]]:
     """(batches, seconds) observed per phase of ``agent``'s batches."""
-    out: dict[str, list[float]] = {}
-    for family in world.collab.metrics.registry.collect():
-        if family.name != "streamsense_batch_phase_seconds":
-            continue
-        for sample in family.samples:
-            if sample.labels["agent"] == agent and sample.name.endswith(("_count", "_sum")):
-                row = out.setdefault(sample.labels["phase"], [0.0, 0.0])
-                row[sample.name.endswith("_sum")] = sample.value
-    return {phase: (count, seconds) for phase, (count, seconds) in out.items() if count}
+    totals = phase_totals(world.collab.metrics.registry.collect(), agent)
+    return {phase: (count, seconds) for phase, (count, seconds) in totals.items() if count}
 
 
 def test_a_scorer_batch_shows_where_its_time_went() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams.runtime import delivery
 from streams.runtime.delivery import Outbox, send_now_for
 from streams.runtime.metrics import Metrics
 
@@ -69,7 +70,8 @@ def test_send_now_closes_the_producers_open_batches() -> None:
 
 
 def test_without_a_started_producer_there_is_nothing_to_send() -> None:
-    send_now_for(_app(None))()  # no error, no task
+    send_now_for(_app(None))()  # no error, and no flush scheduled
+    assert not delivery._FLUSHES
 
 
 def test_a_producer_that_cannot_be_told_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
