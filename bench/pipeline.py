@@ -219,8 +219,11 @@ def _rounds(
     tasks = ("intent", "sentiment")
     models = CeilingModels(
         pool=InferencePool(s.parallel_calls()),
-        parallel={task: reg.load(task, threads=s.session_threads()) for task in tasks},
-        serial={task: reg.load(task, threads=0) for task in tasks},
+        parallel={
+            task: reg.load(task, threads=s.session_threads(), row_loop=s.int8_row_loop)
+            for task in tasks
+        },
+        serial={task: reg.load(task, threads=0, row_loop=False) for task in tasks},
     )
     for classifier in [*models.parallel.values(), *models.serial.values()]:
         classifier.warmup()

@@ -42,8 +42,9 @@ class CeilingModels:
     parallel: dict[str, Any]
     """Classifiers opened as the worker opens them (its intra-op threads)."""
     serial: dict[str, Any]
-    """Classifiers with ONNX Runtime's own thread count, scored one call at a time: the
-    ceiling as the bench measured it before the inference pool (2026-12-06)."""
+    """Classifiers with ONNX Runtime's own thread count, scored one call at a time and one
+    call per int8 text: the ceiling as the bench measured it before the inference pool and
+    the row loop (2026-12-06)."""
 
 
 @dataclass(frozen=True)

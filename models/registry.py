@@ -170,8 +170,11 @@ class Registry:
         *,
         threads: int = 0,
         precision: str = "auto",
+        row_loop: bool = True,
     ) -> Classifier:
-        """Verify a version (default: production) and load it for inference."""
+        """Verify a version (default: production) and load it for inference.
+
+        ``row_loop``: an int8 model scores a batch in one call (:mod:`models.rowloop`)."""
         from models.runtime import Classifier
 
         if version is None:
@@ -184,7 +187,11 @@ class Registry:
                 )
         manifest = self.verify(task, version)
         return Classifier(
-            self.version_dir(task, version), manifest, threads=threads, precision=precision
+            self.version_dir(task, version),
+            manifest,
+            threads=threads,
+            precision=precision,
+            row_loop=row_loop,
         )
 
     def history(self, task: str) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ class Classifier:
         threads: int = 0,
         precision: str = "auto",
         max_batch: int = 64,
+        row_loop: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise ModelsError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -66,17 +67,45 @@ class Classifier:
                 f"{directory / self.model_file}: {outputs[0].shape[-1]} outputs for "
                 f"{len(self.labels)} labels in labels.json"
             )
+        self.row_loop = False
+        """Whether the int8 model scores a batch in one call (:mod:`models.rowloop`)."""
+        if row_loop and self.model_file == INT8_FILE:
+            self._open_row_loop(threads)
         logger.info(
-            "loaded %s/%s from %s on %s (threads %s)",
+            "loaded %s/%s from %s on %s (threads %s%s)",
             self.task,
             self.version,
             self.model_file,
             self.provider,
             threads or "auto",
+            ", int8 texts looped in one call" if self.row_loop else "",
         )
+
+    def _open_row_loop(self, threads: int) -> None:
+        """Serve the int8 model through a row-loop session when it scores the probe texts
+        exactly as one call per text does; else keep the per-text calls."""
+        from models.rowloop import PROBE_TEXTS, open_row_loop
+
+        probe = self._encoder.encode(PROBE_TEXTS)
+        expected = self.logits(PROBE_TEXTS)
+        self.session = None  # the weights are held twice at most while the loop is built
+        rows = open_row_loop(
+            self.model_dir / INT8_FILE, lambda: session_options(threads), probe, expected
+        )
+        if rows is None:
+            self.session = _cpu_session(self.model_dir / INT8_FILE, threads)
+            return
+        self.session, self.row_loop = rows, True
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Raw logits (batch, labels), in the order of ``texts``."""
+        if self.row_loop:
+            out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+            for start in range(0, len(texts), self.max_batch):
+                ids, mask = self._encoder.encode(texts[start : start + self.max_batch])
+                feed = {"input_ids": ids, "attention_mask": mask}
+                out[start : start + self.max_batch] = self.session.run(["logits"], feed)[0]
+            return out
         return session_logits(
             self.session,
             self._encoder,
@@ -164,11 +193,7 @@ def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, s
     """
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options = session_options(threads)
     offered = CUDA in ort.get_available_providers()
     if offered and precision in ("auto", "fp32") and not nvidia_driver_present():
         logger.info("onnxruntime offers CUDA but this machine has no NVIDIA driver; using CPU")
@@ -180,5 +205,24 @@ def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, s
         if precision == "fp32":
             return session, CPU, FP32_FILE
     filename = FP32_FILE if precision == "fp32" else INT8_FILE
-    session = ort.InferenceSession(str(directory / filename), options, providers=[CPU])
+    session = _cpu_session(directory / filename, threads)
     return session, session.get_providers()[0], filename
+
+
+def session_options(threads: int) -> Any:
+    """Options of every serving session: ``threads`` intra-op threads (0: ONNX Runtime's
+    choice), all graph optimizations, warnings and errors logged only."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def _cpu_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=[CPU])

@@ -163,6 +163,15 @@ class Settings(BaseSettings):
             " else ONNX Runtime's own choice."
         ),
     )
+    int8_row_loop: bool = Field(
+        default=True,
+        description=(
+            "Score an int8 model's share of a batch in one ONNX Runtime call that loops over"
+            " the texts (models.rowloop), each text still scored alone; used only when it"
+            " reproduces one call per text exactly on probe texts at load. false: one call"
+            " per text."
+        ),
+    )
     log_level: str = Field(default="INFO", description="Logging level.")
     scheduler_metrics_port: int = Field(
         default=9465, ge=0, description="Port of the retrain scheduler's /metrics."

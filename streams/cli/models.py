@@ -216,7 +216,11 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         settings = get_settings()
         with one_line_errors():
             classifier = Registry(settings.registry_dir).load(
-                task, version, threads=settings.session_threads(), precision=precision
+                task,
+                version,
+                threads=settings.session_threads(),
+                precision=precision,
+                row_loop=settings.int8_row_loop,
             )
             columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:

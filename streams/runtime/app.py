@@ -148,7 +148,10 @@ def build_app(
     )
     topics = build_topics(app, settings)
     slots = {
-        task: ModelSlot(registry.load(task, threads=settings.session_threads())) for task in TASKS
+        task: ModelSlot(
+            registry.load(task, threads=settings.session_threads(), row_loop=settings.int8_row_loop)
+        )
+        for task in TASKS
     }
     metrics.prime(
         TASKS,

@@ -68,7 +68,12 @@ class ModelSwapper:
         self._lock = asyncio.Lock()
 
     def _load(self, task: str, version: str) -> Any:
-        classifier = self.registry.load(task, version, threads=self.settings.session_threads())
+        classifier = self.registry.load(
+            task,
+            version,
+            threads=self.settings.session_threads(),
+            row_loop=self.settings.int8_row_loop,
+        )
         classifier.warmup()
         return classifier
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from models.network import MeanPoolClassifier
 from models.pipeline import ensure_models
 from models.pool import InferencePool
 from models.registry import Registry
-from models.runtime import Classifier
+from models.rowloop import PROBE_TEXTS, open_row_loop
+from models.runtime import Classifier, session_options
 from models.tokenizer import TextEncoder
 from models.training import predict_logits
 from tests.model_fixtures import (
@@ -305,3 +307,51 @@ def test_the_inference_pool_scores_a_batch_as_one_call_does(trained_registry: Pa
         assert pool.predict(models, texts) == [model.predict(texts) for model in models]
     finally:
         pool.shutdown()
+
+
+def test_int8_loops_a_batch_in_one_call_with_the_logits_of_one_call_per_text(
+    trained_registry: Path, task: str
+) -> None:
+    """The served int8 model scores a batch share in one ONNX Runtime call (models.rowloop):
+    bit for bit the logits of one call per text, whatever the batch around a text."""
+    registry = Registry(trained_registry)
+    looped = registry.load(task, threads=1)
+    per_text = registry.load(task, threads=1, row_loop=False)
+    assert looped.row_loop and not per_text.row_loop
+    texts = [*heldout_texts(task, 150), "", "ok", "x " * 400]  # the last one truncated
+    expected = per_text.logits(texts)
+    np.testing.assert_array_equal(looped.logits(texts), expected)
+    backwards = texts[::-1]  # other batch-mates and other padding for every text
+    in_sevens = np.concatenate(
+        [looped.logits(backwards[i : i + 7]) for i in range(0, len(texts), 7)]
+    )
+    np.testing.assert_array_equal(in_sevens[::-1], expected)
+
+
+def test_a_row_loop_that_differs_from_one_call_per_text_is_not_served(
+    trained_registry: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry(trained_registry)
+    per_text = registry.load("sentiment", threads=1, row_loop=False)
+    probe = TextEncoder(per_text.model_dir / "tokenizer.json", per_text.max_length).encode(
+        PROBE_TEXTS
+    )
+    expected = per_text.logits(PROBE_TEXTS)
+    path = per_text.model_dir / per_text.model_file
+    assert open_row_loop(path, lambda: session_options(1), probe, expected) is not None
+    expected[3, 1] = np.nextafter(expected[3, 1], np.float32(np.inf))  # one ulp off
+    with caplog.at_level(logging.WARNING, logger="models.rowloop"):
+        assert open_row_loop(path, lambda: session_options(1), probe, expected) is None
+    assert "differ from one call per text" in caplog.text
+
+
+def test_a_classifier_whose_row_loop_is_refused_scores_one_call_per_text(
+    trained_registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = Registry(trained_registry)
+    monkeypatch.setattr("models.rowloop.open_row_loop", lambda *args: None)
+    refused = registry.load("intent", threads=1)
+    monkeypatch.undo()
+    texts = heldout_texts("intent", 40)
+    assert not refused.row_loop
+    assert refused.predict(texts) == registry.load("intent", threads=1).predict(texts)
