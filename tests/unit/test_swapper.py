@@ -39,7 +39,9 @@ class FakeRegistry:
     def shadow(self, task: str) -> str | None:
         return self.shadows.get(task)
 
-    def load(self, task: str, version: str, threads: int = 0) -> FakeClassifier:
+    def load(
+        self, task: str, version: str, threads: int = 0, row_loop: bool = True
+    ) -> FakeClassifier:
         self.loads.append(version)
         if version in self.broken:
             raise OSError(f"{task}/{version}: model.onnx is missing")
