@@ -61,10 +61,11 @@ class Classifier:
         self._encoder = TextEncoder(directory / "tokenizer.json", self.max_length)
         self.model_dir = directory
         self.session, self.provider, self.model_file = _open_session(directory, precision, threads)
-        outputs = self.session.get_outputs()
-        if int(outputs[0].shape[-1]) != len(self.labels):
+        # no NodeArg kept: one keeps its session alive, which the row loop below replaces
+        width = self.session.get_outputs()[0].shape[-1]
+        if int(width) != len(self.labels):
             raise ModelsError(
-                f"{directory / self.model_file}: {outputs[0].shape[-1]} outputs for "
+                f"{directory / self.model_file}: {width} outputs for "
                 f"{len(self.labels)} labels in labels.json"
             )
         self.row_loop = False

@@ -355,3 +355,37 @@ def test_a_classifier_whose_row_loop_is_refused_scores_one_call_per_text(
     texts = heldout_texts("intent", 40)
     assert not refused.row_loop
     assert refused.predict(texts) == registry.load("intent", threads=1).predict(texts)
+
+
+PEAK_SCRIPT = """
+import sys
+from pathlib import Path
+import streams.runtime.app  # the worker's imports first, as in a worker
+from models.registry import Registry
+registry = Registry(Path(sys.argv[1]))
+models = [registry.load(t, threads=1, row_loop=sys.argv[2] == "1") for t in ("sentiment", "intent")]
+status = open("/proc/self/status").read()
+print(int(status.split("VmHWM:")[1].split()[0]) // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_the_row_loop_does_not_raise_the_peak_memory_of_loading_the_models(
+    trained_registry: Path,
+) -> None:
+    """Building the row loop opens more sessions than one call per text does; they must not
+    be alive at once (a kept reference to the first session once raised a worker's peak
+    by 57 MiB)."""
+
+    def peak(row_loop: bool) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT, str(trained_registry), "1" if row_loop else "0"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        return int(result.stdout.split()[-1])
+
+    per_text, looped = peak(False), peak(True)
+    assert looped <= per_text + 16, f"peak RSS {looped} MiB with the row loop, {per_text} without"
