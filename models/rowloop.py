@@ -138,8 +138,9 @@ def open_row_loop(
 
     ``make_options``: fresh ``SessionOptions`` as the caller opens its sessions (threads);
     ``probe``: a padded batch (ids, mask); ``expected``: its logits from one call per text.
-    The weights are held twice at most while it builds (the optimized model and the
-    session); the caller should not hold a session of its own meanwhile.
+    While it builds, one session at a time holds the weights (the throwaway one that writes
+    the optimized graph, with its weights in a file beside it, then the loop's, which maps
+    that file); the caller should drop its own session first.
     """
     import onnx
     import onnxruntime as ort

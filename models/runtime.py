@@ -89,7 +89,7 @@ class Classifier:
 
         probe = self._encoder.encode(PROBE_TEXTS)
         expected = self.logits(PROBE_TEXTS)
-        self.session = None  # the weights are held twice at most while the loop is built
+        self.session = None  # one session at a time holds the weights while the loop is built
         rows = open_row_loop(
             self.model_dir / INT8_FILE, lambda: session_options(threads), probe, expected
         )
