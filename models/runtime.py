@@ -100,19 +100,13 @@ class Classifier:
 
     def logits(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Raw logits (batch, labels), in the order of ``texts``."""
-        if self.row_loop:
-            out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-            for start in range(0, len(texts), self.max_batch):
-                ids, mask = self._encoder.encode(texts[start : start + self.max_batch])
-                feed = {"input_ids": ids, "attention_mask": mask}
-                out[start : start + self.max_batch] = self.session.run(["logits"], feed)[0]
-            return out
+        # the row loop takes padded batches and cuts each row to its length itself
         return session_logits(
             self.session,
             self._encoder,
             texts,
             n_labels=len(self.labels),
-            per_text=self.model_file == INT8_FILE,
+            per_text=self.model_file == INT8_FILE and not self.row_loop,
             max_batch=self.max_batch,
         )
 
@@ -179,9 +173,12 @@ def session_logits(
 
 def nvidia_driver_present() -> bool:
     """Whether an NVIDIA kernel driver is loaded (else trying CUDA only prints load errors)."""
-    return (
-        Path("/proc/driver/nvidia/version").exists() or ctypes.util.find_library("cuda") is not None
-    )
+    if Path("/proc/driver/nvidia/version").exists():
+        return True
+    try:
+        return ctypes.util.find_library("cuda") is not None
+    except OSError:  # it runs the linker in a temp directory, which may be missing
+        return False
 
 
 def _open_session(directory: Path, precision: str, threads: int) -> tuple[Any, str, str]:

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -345,15 +346,22 @@ def test_a_row_loop_that_differs_from_one_call_per_text_is_not_served(
     assert "differ from one call per text" in caplog.text
 
 
-def test_a_classifier_whose_row_loop_is_refused_scores_one_call_per_text(
-    trained_registry: Path, monkeypatch: pytest.MonkeyPatch
+def test_without_a_writable_temp_directory_the_int8_model_scores_one_call_per_text(
+    trained_registry: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The row loop writes the optimized graph to a temp directory; a worker without one
+    (a read-only container, a full disk) still serves, one call per text, and says why."""
     registry = Registry(trained_registry)
-    monkeypatch.setattr("models.rowloop.open_row_loop", lambda *args: None)
-    refused = registry.load("intent", threads=1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    with caplog.at_level(logging.WARNING, logger="models.rowloop"):
+        refused = registry.load("intent", threads=1)
     monkeypatch.undo()
-    texts = heldout_texts("intent", 40)
     assert not refused.row_loop
+    assert "no row-loop session" in caplog.text
+    texts = heldout_texts("intent", 40)
     assert refused.predict(texts) == registry.load("intent", threads=1).predict(texts)
 
 
