@@ -119,6 +119,15 @@ class Settings(BaseSettings):
             " fixed batch_size and batch_max_wait_s."
         ),
     )
+    overlap_batches: bool = Field(
+        default=True,
+        description=(
+            "After a scorer batch that was not full, take and score the next batch while"
+            " that one emits and confirms (outputs, state rows and acknowledgements stay in"
+            " batch order; full batches, a backlog, run one after the other); off with a"
+            " latency target. On, p50 and p99 at half load fell (README, Benchmarks)."
+        ),
+    )
     route_in_scorer: bool = Field(
         default=True,
         description=(

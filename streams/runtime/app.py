@@ -197,6 +197,7 @@ def build_app(
             settings.in_flight_dir, settings.quarantine_file, settings.poison_deaths
         ),
         route_in_scorer=settings.route_in_scorer,
+        overlap_batches=settings.overlap_batches,
         record_predictions=store.record_predictions,
         record_shadow=store.record_shadow,
         latency_target_s=settings.latency_target_s,

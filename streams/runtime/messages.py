@@ -27,6 +27,7 @@ from streams.errors import InvalidRecordError
 from streams.runtime.agents import (
     Agent,
     Collaborators,
+    Turn,
     batched,
     decode_batch,
     observe_latency,
@@ -108,7 +109,7 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
     a message not keyed by its customer id → messages.scored (key customer id)."""
     t = c.topics
 
-    async def handle(events: Sequence[Any], clock: BatchClock) -> None:
+    async def handle(events: Sequence[Any], clock: BatchClock, turn: Turn) -> None:
         outbox = Outbox(c.metrics, c.send_now)
         rows = history_rows(history)
         routed: list[RoutedTicket] = []
@@ -122,6 +123,7 @@ def make_message_scorer(c: Collaborators, history: Any) -> Agent:
                 c, [intent_model, sentiment_model], pairs, _text_of, outbox, t.messages_dlq
             )
             clock.lap("inference")
+            await turn()  # the batch before this one has confirmed, written and acked
             now = utcnow()
             for (event, msg), intent, sentiment in zip(pairs, intents, sentiments, strict=True):
                 try:

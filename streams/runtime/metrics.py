@@ -26,12 +26,15 @@ GATE_BOUNDS = ("low", "estimate", "high")
 DRIFT_FEATURES = ("label", "confidence", "length", "oov")
 """The ``feature`` label of ``drift_psi`` (streams.core.drift)."""
 
-BATCH_PHASES = ("wait", "decode", "inference", "emit", "confirm", "ack")
+BATCH_PHASES = ("wait", "decode", "inference", "turn", "emit", "confirm", "ack")
 """The ``phase`` label of ``batch_phase_seconds``, in the order a scorer batch goes through
 them: waiting for the batch to close (records arriving, or none to take), decoding and
-validating it, the model calls, scoring and routing the results and queueing their records,
-waiting for the broker to confirm them (and for the served predictions and state rows to be
-written), acknowledging the input."""
+validating it, the model calls, waiting for the batch before it to finish (its turn: a
+batch taken while the last one still emitted and confirmed), scoring and routing the
+results and queueing their records, waiting for the broker to confirm them (and for the
+served predictions and state rows to be written), acknowledging the input. Two batches'
+phases can overlap (the next batch's wait, decode and inference beside the last one's
+emit and confirm), so the phases of a run can add up to more than its time."""
 SCORERS = ("message-scorer", "news-scorer")
 """The agents on the produce-to-output path (the ``agent`` label of ``batch_phase_seconds``)."""
 
@@ -407,6 +410,10 @@ class BatchClock:
         now = time.perf_counter()
         self._histogram.labels(self._agent, phase).observe(max(0.0, now - self._last))
         self._last = now
+
+    def restart(self) -> None:
+        """Start the next lap now, observing nothing."""
+        self._last = time.perf_counter()
 
 
 def phase_totals(families: Iterable[Any], agent: str) -> dict[str, tuple[float, float]]:

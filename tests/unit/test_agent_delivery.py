@@ -55,6 +55,8 @@ class FakeTopic:
     name: str
     log: Log
     fail: bool = False
+    delay_s: float = 0.0
+    """How long the broker takes to confirm a record."""
 
     async def send(self, key: bytes | None, value: bytes, force: bool) -> Awaitable[None]:
         assert force
@@ -62,6 +64,8 @@ class FakeTopic:
         return self._confirm()
 
     async def _confirm(self) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self.fail:
             raise ConnectionError("broker gone")
         self.log.append(("confirmed", self.name))
@@ -123,13 +127,16 @@ class FakeEvent:
 
 
 class FakeStream:
-    def __init__(self, events: list[FakeEvent], log: Log) -> None:
+    def __init__(self, events: list[FakeEvent], log: Log, chunk: int = 0) -> None:
         self._events = events
         self.log = log
+        self.chunk = chunk
+        """Records per batch when fewer than the agent's batch size arrive in its wait."""
 
     async def noack_take(self, max_: int, within: float) -> AsyncIterator[list[FakeEvent]]:
-        for start in range(0, len(self._events), max_):
-            yield self._events[start : start + max_]
+        step = min(self.chunk or max_, max_)
+        for start in range(0, len(self._events), step):
+            yield self._events[start : start + step]
 
     async def ack(self, event: FakeEvent) -> None:
         self.log.append(("ack", str(event.message.offset)))
@@ -142,8 +149,10 @@ class World:
     table: FakeTable
     topics: dict[str, FakeTopic]
 
-    def run(self, agent: Callable[[Any], Awaitable[None]], messages: list[FakeMessage]) -> None:
-        asyncio.run(agent(FakeStream([FakeEvent(m) for m in messages], self.log)))
+    def run(
+        self, agent: Callable[[Any], Awaitable[None]], messages: list[FakeMessage], chunk: int = 0
+    ) -> None:
+        asyncio.run(agent(FakeStream([FakeEvent(m) for m in messages], self.log, chunk)))
 
     def sent(self, topic: str) -> int:
         return sum(1 for entry in self.log if entry == ("confirmed", topic))
@@ -567,7 +576,7 @@ def test_a_scorer_batch_shows_where_its_time_went() -> None:
     world.run(make_message_scorer(world.collab, world.table), batch)
     elapsed = time.perf_counter() - started
     phases = _phases(world, "message-scorer")
-    assert list(phases) == ["wait", "decode", "inference", "emit", "confirm", "ack"]
+    assert list(phases) == ["wait", "decode", "inference", "turn", "emit", "confirm", "ack"]
     assert all(count == 1 for count, _ in phases.values())  # one batch
     seconds = {phase: s for phase, (_, s) in phases.items()}
     assert seconds["confirm"] >= 0.05 and max(seconds, key=seconds.__getitem__) == "confirm"
@@ -623,3 +632,91 @@ def test_the_monitors_take_their_own_larger_batches() -> None:
     batch = [_raw_message(n, f"c{n}", f"c{n}".encode()) for n in range(3)]
     world.run(make_message_scorer(world.collab, world.table), batch)
     assert [e[0] for e in world.log].count("write") == 3  # one batch per message
+
+
+@dataclass
+class LoggingClassifier(FakeClassifier):
+    """Logs each model call (the n-th call of its task), from the pool's thread."""
+
+    log: Log = field(default_factory=list)
+    calls: int = 0
+    slow_call: int = 0
+    """This call takes 0.3 s."""
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        self.calls += 1
+        self.log.append(("predict", self.task, str(self.calls)))
+        if self.calls == self.slow_call:
+            time.sleep(0.3)
+        return super().predict(texts)
+
+
+def _overlap_world(batch_size: int, overlap: bool = True) -> World:
+    world = _scorer_world(route_in_scorer=True)
+    world.collab.batch_size = batch_size
+    world.collab.overlap_batches = overlap
+    world.collab.intent = ModelSlot(LoggingClassifier("intent", "card_arrival", log=world.log))  # type: ignore[arg-type]
+    world.topics["tickets_routed"].delay_s = 0.05  # the broker is slow to confirm
+    return world
+
+
+def _two_batches_of_two() -> list[FakeMessage]:
+    # customers c0 and c1 write to the same histories in both batches
+    return [_raw_message(n, f"c{n % 2}", f"c{n % 2}".encode()) for n in range(4)]
+
+
+def test_the_scorer_scores_its_next_batch_while_the_last_one_confirms_and_emits_in_order() -> None:
+    world = _overlap_world(batch_size=16)
+    world.run(make_message_scorer(world.collab, world.table), _two_batches_of_two(), chunk=2)
+    log = world.log
+    acks = [e[1] for e in log if e[0] == "ack"]
+    assert acks == ["0", "1", "2", "3"]
+    first_done = log.index(("ack", "1"))
+    # the second batch (not full) was taken and scored while the first one waited for
+    # its confirms
+    assert log.index(("predict", "intent", "2")) < log.index(("confirmed", "tickets_routed"))
+    # ... and emitted nothing before the first batch had confirmed, written and acked
+    sends = [i for i, e in enumerate(log) if e == ("send", "tickets_routed")]
+    assert len(sends) == 4 and sends[2] > first_done
+    writes = [i for i, e in enumerate(log) if e[0] == "write"]
+    assert len(writes) == 4 and max(writes[:2]) < first_done < min(writes[2:])
+    # so each customer's history counts both of its messages, as one batch at a time does
+    assert [len(world.table[c]["contacts"]) for c in ("c0", "c1")] == [2, 2]
+    phases = _phases(world, "message-scorer")
+    assert phases["turn"][0] == 2 and phases["turn"][1] >= 0.03  # the second batch waited
+
+
+def test_full_scorer_batches_run_one_after_the_other() -> None:
+    world = _overlap_world(batch_size=2)  # a backlog: every batch full
+    world.run(make_message_scorer(world.collab, world.table), _two_batches_of_two())
+    assert world.log.index(("predict", "intent", "2")) > world.log.index(("ack", "1"))
+    assert [e[1] for e in world.log if e[0] == "ack"] == ["0", "1", "2", "3"]
+
+
+def test_without_overlap_a_scorer_takes_its_next_batch_once_the_last_one_acked() -> None:
+    world = _overlap_world(batch_size=16, overlap=False)
+    world.run(make_message_scorer(world.collab, world.table), _two_batches_of_two(), chunk=2)
+    assert world.log.index(("predict", "intent", "2")) > world.log.index(("ack", "1"))
+
+
+def test_a_scorer_stopped_between_two_overlapping_batches_acknowledges_neither() -> None:
+    world = _overlap_world(batch_size=16)
+    world.topics["tickets_routed"].delay_s = 10.0  # the first batch never gets its confirms
+    world.collab.intent.classifier.slow_call = 2  # type: ignore[attr-defined]
+    agent = make_message_scorer(world.collab, world.table)
+    stream = FakeStream([FakeEvent(m) for m in _two_batches_of_two()], world.log, chunk=2)
+
+    async def stop_while_both_are_in_flight() -> list[asyncio.Task[Any]]:
+        running = asyncio.ensure_future(agent(stream))
+        while ("predict", "intent", "2") not in world.log:
+            await asyncio.sleep(0.01)
+        running.cancel()  # the second batch is being scored, the first one confirms
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await asyncio.sleep(0.05)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    left = asyncio.run(stop_while_both_are_in_flight())
+    assert ("send", "tickets_routed") in world.log  # the first batch had emitted
+    assert not [e for e in world.log if e[0] in ("ack", "write")]
+    assert left == []  # neither batch goes on after the agent stopped
