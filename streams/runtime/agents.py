@@ -381,16 +381,20 @@ def batched(
             batches = stream.noack_take(size, within=wait)
         clock = c.metrics.batch_clock(name)
         overlap = scorer and c.overlap_batches and not c.latency_target_s
+        # a scorer's last two batches: at most one emits while the next one is scored
+        older: asyncio.Task[None] | None = None
         previous: asyncio.Task[None] | None = None
-        running: set[asyncio.Task[None]] = set()  # at most two: one emits, one is scored
         try:
             async for events in batches:
                 c.metrics.batch_size.labels(name).observe(len(events))
                 for event in events:
                     c.metrics.records_in.labels(event.message.topic).inc()
                 if scorer:
+                    if older is not None and not older.done():
+                        # the last batch still waits for its turn: no third batch in flight
+                        await asyncio.wait({older})
                     clock.lap("wait")
-                    previous = await _scorer_batch(
+                    older, previous = previous, await _scorer_batch(
                         name,
                         c,
                         handle,
@@ -400,8 +404,6 @@ def batched(
                         controller,
                         overlap=overlap and len(events) < size,
                     )
-                    running.add(previous)
-                    previous.add_done_callback(running.discard)
                     clock.restart()  # the next batch's wait starts now
                     continue
                 try:
@@ -413,10 +415,11 @@ def batched(
             if previous is not None:
                 await previous
         finally:
-            for task in list(running):  # stopping: their records are not acknowledged
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for task in (older, previous):  # stopping: their records are not acknowledged
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     agent.__name__ = agent.__qualname__ = name.replace("-", "_")
     return agent
@@ -446,8 +449,10 @@ async def _scorer_batch(
     has confirmed its outputs, written its state rows and acknowledged its records (its
     ``turn``), so outputs of one key, the customers' histories and the committed offsets go
     in batch order as when batches run one at a time; the model calls of two batches never
-    run together. A full batch means a backlog: the next one is taken when it is done (two
-    batches' work side by side only slowed a backlog down, measured in the README).
+    run together, and the agent takes no third batch while the last one waits for its turn
+    (a slow broker holds the input back as before). A full batch means a backlog: the next
+    one is taken when it is done (two batches' work side by side only slowed a backlog
+    down, measured in the README).
     """
     clock = c.metrics.batch_clock(name)
     scored = asyncio.Event()

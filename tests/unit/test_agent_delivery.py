@@ -686,6 +686,16 @@ def test_the_scorer_scores_its_next_batch_while_the_last_one_confirms_and_emits_
     assert phases["turn"][0] == 2 and phases["turn"][1] >= 0.03  # the second batch waited
 
 
+def test_a_scorer_takes_no_third_batch_while_the_second_waits_for_its_turn() -> None:
+    world = _overlap_world(batch_size=16)
+    messages = [_raw_message(n, f"c{n % 2}", f"c{n % 2}".encode()) for n in range(6)]
+    world.run(make_message_scorer(world.collab, world.table), messages, chunk=2)
+    log = world.log
+    assert log.index(("predict", "intent", "2")) < log.index(("ack", "1"))  # overlapped
+    assert log.index(("predict", "intent", "3")) > log.index(("ack", "1"))  # but two at most
+    assert [e[1] for e in log if e[0] == "ack"] == [str(n) for n in range(6)]
+
+
 def test_full_scorer_batches_run_one_after_the_other() -> None:
     world = _overlap_world(batch_size=2)  # a backlog: every batch full
     world.run(make_message_scorer(world.collab, world.table), _two_batches_of_two())
