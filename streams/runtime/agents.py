@@ -394,15 +394,18 @@ def batched(
                         # the last batch still waits for its turn: no third batch in flight
                         await asyncio.wait({older})
                     clock.lap("wait")
-                    older, previous = previous, await _scorer_batch(
-                        name,
-                        c,
-                        handle,
-                        stream,
-                        events,
+                    older, previous = (
                         previous,
-                        controller,
-                        overlap=overlap and len(events) < size,
+                        await _scorer_batch(
+                            name,
+                            c,
+                            handle,
+                            stream,
+                            events,
+                            previous,
+                            controller,
+                            overlap=overlap and len(events) < size,
+                        ),
                     )
                     clock.restart()  # the next batch's wait starts now
                     continue
