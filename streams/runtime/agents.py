@@ -476,11 +476,11 @@ async def _scorer_batch(
         try:
             await handle(events, clock, turn)
             await turn()  # a batch that emitted nothing (all dead letters) acks in order too
-        except Exception as exc:
+            controller.observe_batch(len(events), time.perf_counter() - started)
+            for event in events:
+                await stream.ack(event)
+        except Exception as exc:  # an ack that fails too: no task may fail unseen
             fatal(name, exc)
-        controller.observe_batch(len(events), time.perf_counter() - started)
-        for event in events:
-            await stream.ack(event)
         clock.lap("ack")
 
     task = asyncio.ensure_future(run())

@@ -730,3 +730,15 @@ def test_a_scorer_stopped_between_two_overlapping_batches_acknowledges_neither()
     assert ("send", "tickets_routed") in world.log  # the first batch had emitted
     assert not [e for e in world.log if e[0] in ("ack", "write")]
     assert left == []  # neither batch goes on after the agent stopped
+
+
+def test_a_failed_acknowledgement_in_an_overlapped_batch_exits_at_once() -> None:
+    world = _overlap_world(batch_size=16)
+
+    class FailingAcks(FakeStream):
+        async def ack(self, event: FakeEvent) -> None:
+            raise RuntimeError("consumer gone")
+
+    stream = FailingAcks([FakeEvent(m) for m in _two_batches_of_two()[:2]], world.log, chunk=2)
+    with pytest.raises(Crash):  # fatal: the process exits, nothing is committed
+        asyncio.run(make_message_scorer(world.collab, world.table)(stream))
