@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 
 import typer
 from rich.console import Console
@@ -93,6 +94,10 @@ _register_commands()
 
 def main() -> None:
     """Console-script entry point: run the CLI, turning our errors into one clear line."""
+    # a process started in the background of a shell (`cmd &`) inherits SIGINT ignored, and
+    # Python then raises no KeyboardInterrupt: the commands that stop on Ctrl-C (`run`,
+    # `scheduler`) would never stop (the worker installs its own handlers)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()
     except StreamsenseError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -334,10 +333,6 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         ] = None,
     ) -> None:
         """Run the retrain scheduler in the foreground until Ctrl-C."""
-        # a process started in the background of a shell (`cmd &`, nohup) inherits SIGINT
-        # ignored, and Python then raises no KeyboardInterrupt: Ctrl-C (SIGINT) would
-        # never stop the scheduler
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         from streams.compose import require_shared_store
 
         settings = get_settings()

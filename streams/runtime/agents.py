@@ -459,14 +459,11 @@ async def _scorer_batch(
     """
     clock = c.metrics.batch_clock(name)
     scored = asyncio.Event()
-    turned = False
 
     async def turn() -> None:
-        nonlocal turned
-        scored.set()
-        if turned:
+        if scored.is_set():  # the handle's turn came already
             return
-        turned = True
+        scored.set()
         if previous is not None:
             await previous
         clock.lap("turn")
@@ -481,18 +478,13 @@ async def _scorer_batch(
                 await stream.ack(event)
         except Exception as exc:  # an ack that fails too: no task may fail unseen
             fatal(name, exc)
+        finally:
+            scored.set()  # a batch that failed (only where fatal returns: tests) is done too
         clock.lap("ack")
 
     task = asyncio.ensure_future(run())
     try:
-        if overlap:
-            ready = asyncio.ensure_future(scored.wait())
-            try:
-                await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-        else:
-            await task
+        await (scored.wait() if overlap else task)
     except asyncio.CancelledError:
         task.cancel()  # the agent stops: so does its batch, unacknowledged
         raise
