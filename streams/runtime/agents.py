@@ -137,7 +137,7 @@ class Collaborators:
     """In-flight notes and the quarantine of ``worker --supervise`` (inert without it)."""
     latency_target_s: float = 0.0
     """Close batches adaptively for this produce-to-output latency (0: fixed size and wait)."""
-    overlap_batches: bool = True
+    overlap_batches: bool = False
     """After a scorer batch that was not full, take and score the next batch while that one
     emits and confirms (:func:`batched`; not with a latency target)."""
     route_in_scorer: bool = True
